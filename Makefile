@@ -1,0 +1,35 @@
+# The one entry point: make build | test | lint | bench | install | clean
+BINARY    := docker-credential-stackit
+MODULE    := github.com/docker-credential-stackit/docker-credential-stackit
+CREDS_PKG := github.com/docker/docker-credential-helpers/credentials
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+STATICCHECK_VERSION := v0.8.2
+
+LDFLAGS := -s -w \
+	-X $(CREDS_PKG).Version=$(VERSION) \
+	-X $(CREDS_PKG).Revision=$(REVISION) \
+	-X $(CREDS_PKG).Name=$(BINARY) \
+	-X $(CREDS_PKG).Package=$(MODULE)
+
+.PHONY: build test lint bench install clean
+
+build:
+	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/$(BINARY) ./cmd/$(BINARY)
+
+test:
+	go test -race -count=1 ./...
+
+lint:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+bench:
+	go test -run '^$$' -bench . -benchmem ./...
+
+install:
+	./install.sh
+
+clean:
+	rm -rf bin

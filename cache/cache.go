@@ -1,0 +1,330 @@
+// Package cache keeps access tokens on disk so that many processes asking
+// at once cost one token request.
+//
+// Reads take no lock. A miss takes a sidecar lock file, re-reads, fetches
+// only if still needed and publishes the result by rename, so a reader sees
+// either the old entry or the new one, never a torn write.
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
+)
+
+// formatVersion is written into every entry; entries from other versions
+// are ignored and replaced.
+const formatVersion = 1
+
+const (
+	defaultLockTimeout = 25 * time.Second
+	lockRetryDelay     = 15 * time.Millisecond
+	// staleTempAge is how old a temp file left by a killed writer must be
+	// before anyone removes it.
+	staleTempAge = time.Minute
+	entrySuffix  = ".json"
+	lockSuffix   = ".lock"
+)
+
+// Cache is a directory of token entries, one file per identity.
+type Cache struct {
+	// Dir is created with mode 0700 on first write. Empty disables caching.
+	Dir string
+	// LockTimeout bounds the wait for another process's fetch; after it the
+	// token is fetched without the cache. Default 25 s.
+	LockTimeout time.Duration
+	// Debugf receives notes on degraded operation. May be nil.
+	Debugf func(format string, args ...any)
+	// Warnf receives warnings the user should see. May be nil.
+	Warnf func(format string, args ...any)
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Entry is the on-disk form of a cached token.
+type Entry struct {
+	Version     int       `json:"version"`
+	AccessToken string    `json:"access_token"`
+	IssuedAt    time.Time `json:"issued_at"`
+	Expiry      time.Time `json:"expiry"`
+	// Identity describes whose token this is, for humans (no secrets).
+	Identity string `json:"identity,omitempty"`
+}
+
+// Result says how a token was obtained, for the debug log.
+type Result int
+
+// Ways a token can be obtained.
+const (
+	Hit       Result = iota // served from the cache without locking
+	HitLocked               // another process fetched it while we waited
+	Fetched                 // fetched and stored
+	Uncached                // fetched without the cache (degraded)
+	Stale                   // the fetch failed; served a stale but unexpired token
+)
+
+func (r Result) String() string {
+	return [...]string{"hit", "hit-after-wait", "miss", "bypassed", "stale"}[r]
+}
+
+// FileName maps an identity (e.g. token endpoint and key id) to its entry
+// file name. Hashing keeps the name safe and fixed-length.
+func FileName(identity string) string {
+	sum := sha256.Sum256([]byte(identity))
+	return hex.EncodeToString(sum[:16])
+}
+
+// TokenSource wraps src with this cache under the given identity.
+func (c *Cache) TokenSource(identity, description string, src tokensource.TokenSource) *CachedSource {
+	return &CachedSource{cache: c, name: FileName(identity), description: description, src: src}
+}
+
+// CachedSource is a TokenSource served from the cache when possible.
+type CachedSource struct {
+	cache       *Cache
+	name        string
+	description string
+	src         tokensource.TokenSource
+	// Last is how the most recent token was obtained.
+	Last Result
+}
+
+// Token implements tokensource.TokenSource.
+func (s *CachedSource) Token(ctx context.Context) (*tokensource.Token, error) {
+	tok, res, err := s.cache.get(ctx, s.name, s.description, s.src)
+	s.Last = res
+	return tok, err
+}
+
+// Peek returns the cached entry for identity without locking or fetching,
+// or nil if there is none that decodes.
+func (c *Cache) Peek(identity string) *Entry {
+	if c.Dir == "" {
+		return nil
+	}
+	e, _ := c.read(FileName(identity))
+	return e
+}
+
+func (c *Cache) get(ctx context.Context, name, description string, src tokensource.TokenSource) (*tokensource.Token, Result, error) {
+	if c.Dir == "" {
+		tok, err := src.Token(ctx)
+		return tok, Uncached, err
+	}
+	now := c.now()
+	cached, _ := c.read(name)
+	if tok := cached.token(); tok.Reusable(now) {
+		return tok, Hit, nil
+	}
+
+	unlock, err := c.lock(ctx, name)
+	if err != nil {
+		c.debugf("cache: %v; fetching without the cache", err)
+		return c.fetchOrStale(ctx, src, cached)
+	}
+	defer unlock()
+
+	cached, readErr := c.read(name)
+	if tok := cached.token(); tok.Reusable(c.now()) {
+		return tok, HitLocked, nil
+	}
+	if readErr != nil && !errors.Is(readErr, fs.ErrNotExist) {
+		c.debugf("cache: ignoring unreadable entry %s: %v", name, readErr)
+	}
+	tok, res, err := c.fetchOrStale(ctx, src, cached)
+	if err != nil || res == Stale {
+		return tok, res, err
+	}
+	if err := c.write(name, description, tok); err != nil {
+		c.debugf("cache: could not store the token: %v", err)
+		return tok, Uncached, nil
+	}
+	c.prune(name)
+	return tok, Fetched, nil
+}
+
+// fetchOrStale fetches a token; if that fails and the cache still holds one
+// that has not expired, that one is served with a warning, because a token
+// with a little life left beats a failed pull.
+func (c *Cache) fetchOrStale(ctx context.Context, src tokensource.TokenSource, cached *Entry) (*tokensource.Token, Result, error) {
+	tok, err := src.Token(ctx)
+	if err == nil {
+		return tok, Uncached, nil
+	}
+	if stale := cached.token(); !stale.Expired(c.now()) {
+		if c.Warnf != nil {
+			c.Warnf("could not refresh the token (%v); using the cached one, valid until %s", err, stale.Expiry.Local().Format(time.TimeOnly))
+		}
+		return stale, Stale, nil
+	}
+	return nil, Uncached, err
+}
+
+func (c *Cache) lock(ctx context.Context, name string) (func(), error) {
+	if err := c.ensureDir(); err != nil {
+		return nil, err
+	}
+	timeout := c.LockTimeout
+	if timeout <= 0 {
+		timeout = defaultLockTimeout
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	fl := flock.New(filepath.Join(c.Dir, name+lockSuffix), flock.SetPermissions(0o600))
+	ok, err := fl.TryLockContext(lctx, lockRetryDelay)
+	if err != nil || !ok {
+		_ = fl.Close()
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("lock %s not acquired within %s", fl.Path(), timeout)
+		}
+		return nil, fmt.Errorf("lock %s: %w", fl.Path(), err)
+	}
+	return func() { _ = fl.Unlock(); _ = fl.Close() }, nil
+}
+
+// ensureDir creates the cache directory 0700, and tightens an existing one.
+func (c *Cache) ensureDir() error {
+	if !filepath.IsAbs(c.Dir) {
+		return fmt.Errorf("cache dir %q is not an absolute path", c.Dir)
+	}
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return fmt.Errorf("create cache dir: %w", err)
+	}
+	fi, err := os.Stat(c.Dir)
+	if err != nil {
+		return fmt.Errorf("cache dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("cache dir %s is not a directory", c.Dir)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(c.Dir, 0o700); err != nil {
+			return fmt.Errorf("tighten cache dir to 0700: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *Cache) read(name string) (*Entry, error) {
+	data, err := os.ReadFile(filepath.Join(c.Dir, name+entrySuffix))
+	if err != nil {
+		return nil, err
+	}
+	return DecodeEntry(data)
+}
+
+// DecodeEntry parses a cache file. Anything unexpected is an error so the
+// caller replaces the entry.
+func DecodeEntry(data []byte) (*Entry, error) {
+	var e Entry
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, errors.New("corrupt entry")
+	}
+	switch {
+	case e.Version != formatVersion:
+		return nil, fmt.Errorf("entry has format version %d, want %d", e.Version, formatVersion)
+	case e.AccessToken == "" || e.Expiry.IsZero() || e.IssuedAt.IsZero():
+		return nil, errors.New("incomplete entry")
+	case e.IssuedAt.After(e.Expiry):
+		return nil, errors.New("entry issued after it expires")
+	}
+	return &e, nil
+}
+
+func (e *Entry) token() *tokensource.Token {
+	if e == nil {
+		return nil
+	}
+	return &tokensource.Token{AccessToken: e.AccessToken, IssuedAt: e.IssuedAt, Expiry: e.Expiry}
+}
+
+// write publishes an entry atomically: temp file, fsync, rename.
+func (c *Cache) write(name, description string, tok *tokensource.Token) error {
+	data, err := json.Marshal(Entry{
+		Version:     formatVersion,
+		AccessToken: tok.AccessToken,
+		IssuedAt:    tok.IssuedAt.UTC(),
+		Expiry:      tok.Expiry.UTC(),
+		Identity:    description,
+	})
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(c.Dir, name+entrySuffix), data, 0o600)
+}
+
+// Drop removes the entry for identity, under its lock so that a concurrent
+// fetch does not resurrect a token the user just logged out of.
+func (c *Cache) Drop(ctx context.Context, identity string) error {
+	if c.Dir == "" {
+		return nil
+	}
+	name := FileName(identity)
+	unlock, err := c.lock(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	err = os.Remove(filepath.Join(c.Dir, name+entrySuffix))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// prune removes expired entries of other identities and temp files left by
+// killed writers. Lock files stay: deleting one while another process waits
+// on it would let two processes hold "the" lock at once.
+func (c *Cache) prune(keep string) {
+	dirents, err := os.ReadDir(c.Dir)
+	if err != nil {
+		return
+	}
+	now := c.now()
+	for _, d := range dirents {
+		n := d.Name()
+		path := filepath.Join(c.Dir, n)
+		switch {
+		case strings.HasPrefix(n, atomicfile.TempPrefix):
+			if fi, err := d.Info(); err == nil && now.Sub(fi.ModTime()) > staleTempAge {
+				_ = os.Remove(path)
+			}
+		case strings.HasSuffix(n, entrySuffix) && n != keep+entrySuffix:
+			data, err := os.ReadFile(path)
+			if err != nil {
+				continue
+			}
+			// Entries that do not decode may belong to another version of
+			// this helper; only their own identity's next fetch replaces them.
+			if e, err := DecodeEntry(data); err == nil && !now.Before(e.Expiry) {
+				_ = os.Remove(path)
+			}
+		}
+	}
+}
+
+func (c *Cache) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Cache) debugf(format string, args ...any) {
+	if c.Debugf != nil {
+		c.Debugf(format, args...)
+	}
+}

@@ -1,0 +1,212 @@
+package credhelper
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/adrg/xdg"
+	"github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
+)
+
+// Name is the helper's name as Docker knows it: credHelpers values are the
+// part after "docker-credential-".
+const (
+	Name       = "docker-credential-stackit"
+	HelperName = "stackit"
+)
+
+const usage = `docker-credential-stackit: Docker credentials for STACKIT Container Registry,
+minted from a STACKIT service account key.
+
+Usage:
+  docker-credential-stackit <get|store|erase|list>   Docker credential helper protocol (stdin/stdout)
+  docker-credential-stackit configure-docker [--registry HOST]...
+                                                     add credHelpers entries to the Docker config
+  docker-credential-stackit version                  print the version
+  docker-credential-stackit --help                   this text
+
+Credentials are found as the STACKIT SDK finds them: STACKIT_SERVICE_ACCOUNT_KEY_PATH,
+STACKIT_SERVICE_ACCOUNT_KEY, then ~/.stackit/credentials.json (STACKIT_CREDENTIALS_PATH).
+Served registries: registry.onstackit.cloud, DOCKER_CREDENTIAL_STACKIT_REGISTRIES and the
+hosts in the helper config (DOCKER_CREDENTIAL_STACKIT_CONFIG).
+Set DOCKER_CREDENTIAL_STACKIT_DEBUG=1 to see on stderr what the helper does.
+
+Try it: echo registry.onstackit.cloud | docker-credential-stackit get
+`
+
+// maxStdin bounds what we read from the caller; a server URL or a
+// credentials JSON is tiny.
+const maxStdin = 64 << 10
+
+// Main runs the command line and returns the exit status. Protocol output
+// and protocol errors go to stdout, as Docker expects; everything meant for
+// humans goes to stderr.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensource.Env) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 1
+	}
+	h := NewHelper(env, stderr)
+	var err error
+	switch args[0] {
+	case "get":
+		err = runGet(h, stdin, stdout)
+	case "store":
+		err = runStore(h, stdin)
+	case "erase":
+		err = runErase(h, stdin)
+	case "list":
+		err = runList(h, stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, VersionString())
+		return 0
+	case "--help", "-h", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "configure-docker":
+		if err := ConfigureDocker(args[1:], env, h.ConfigPath, stderr); err != nil {
+			fmt.Fprintf(stderr, "%s: configure-docker: %s\n", Name, oneLine(err))
+			return 1
+		}
+		return 0
+	default:
+		fmt.Fprintf(stderr, "%s: unknown command %q; run %s --help\n", Name, args[0], Name)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stdout, oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+// NewHelper builds a Helper from the environment: XDG directories unless
+// the helper's own variables say otherwise.
+func NewHelper(env tokensource.Env, stderr io.Writer) *Helper {
+	h := &Helper{
+		Env:        env,
+		ConfigPath: env(EnvConfig),
+		Stderr:     stderr,
+		Debug:      env(EnvDebug) != "" && env(EnvDebug) != "0" && !strings.EqualFold(env(EnvDebug), "false"),
+	}
+	if h.ConfigPath == "" {
+		h.ConfigPath = filepath.Join(xdg.ConfigHome, Name, "config.json")
+	}
+	cacheDir := env(EnvCacheDir)
+	if cacheDir == "" {
+		cacheDir = filepath.Join(xdg.CacheHome, Name)
+	}
+	h.Cache = &cache.Cache{
+		Dir:    cacheDir,
+		Debugf: h.debugf,
+		Warnf:  h.warnf,
+	}
+	return h
+}
+
+func readStdin(stdin io.Reader) (string, error) {
+	data, err := io.ReadAll(io.LimitReader(stdin, maxStdin+1))
+	if err != nil {
+		return "", fmt.Errorf("read stdin: %w", err)
+	}
+	if len(data) > maxStdin {
+		return "", errors.New("stdin is larger than 64 KiB; expected a registry host")
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+func runGet(h *Helper, stdin io.Reader, stdout io.Writer) error {
+	serverURL, err := readStdin(stdin)
+	if err != nil {
+		return err
+	}
+	if serverURL == "" {
+		return errors.New("no credentials server URL: pass the registry host on stdin, e.g. echo registry.onstackit.cloud | docker-credential-stackit get")
+	}
+	username, secret, err := h.Get(serverURL)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(credentials.Credentials{ServerURL: serverURL, Username: username, Secret: secret}); err != nil {
+		return err
+	}
+	_, err = stdout.Write(buf.Bytes())
+	return err
+}
+
+func runStore(h *Helper, stdin io.Reader) error {
+	data, err := readStdin(stdin)
+	if err != nil {
+		return err
+	}
+	var c credentials.Credentials
+	if err := json.Unmarshal([]byte(data), &c); err != nil {
+		return errors.New(`store expects {"ServerURL":"…","Username":"…","Secret":"…"} on stdin`)
+	}
+	if c.ServerURL == "" {
+		return credentials.NewErrCredentialsMissingServerURL()
+	}
+	if c.Username == "" {
+		return credentials.NewErrCredentialsMissingUsername()
+	}
+	return h.Add(&c)
+}
+
+func runErase(h *Helper, stdin io.Reader) error {
+	serverURL, err := readStdin(stdin)
+	if err != nil {
+		return err
+	}
+	if serverURL == "" {
+		return credentials.NewErrCredentialsMissingServerURL()
+	}
+	return h.Delete(serverURL)
+}
+
+func runList(h *Helper, stdout io.Writer) error {
+	m, err := h.List()
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(m)
+}
+
+// oneLine keeps protocol errors on a single line: callers read the first
+// line of stdout.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// VersionString reports the version set by the Makefile through ldflags,
+// or the module version when built with go install.
+func VersionString() string {
+	version, revision := credentials.Version, credentials.Revision
+	if version == "" || version == "v0.0.0+unknown" {
+		version = "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			if bi.Main.Version != "" {
+				version = bi.Main.Version
+			}
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" && revision == "" {
+					revision = s.Value
+				}
+			}
+		}
+	}
+	out := Name + " " + version
+	if revision != "" {
+		out += " (" + revision + ")"
+	}
+	return out
+}

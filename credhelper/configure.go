@@ -1,0 +1,165 @@
+package credhelper
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
+)
+
+type hostList []string
+
+func (l *hostList) String() string { return strings.Join(*l, ",") }
+func (l *hostList) Set(v string) error {
+	host, err := NormalizeHost(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a registry host", v)
+	}
+	*l = append(*l, host)
+	return nil
+}
+
+// ConfigureDocker points Docker's credHelpers for the given registries at
+// this helper. It keeps every other key and the file's mode, writes
+// atomically, and changes nothing when run again. Registries other than the
+// default are also added to the helper's config so that they are served.
+func ConfigureDocker(args []string, env tokensource.Env, helperConfigPath string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("configure-docker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var hosts hostList
+	fs.Var(&hosts, "registry", "registry `HOST` to configure (repeatable; default: every served registry)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q; use --registry HOST", fs.Arg(0))
+	}
+
+	helperCfg, err := LoadConfig(helperConfigPath)
+	if err != nil {
+		return err
+	}
+	if len(hosts) == 0 {
+		served, err := allowedHosts(env, helperCfg)
+		if err != nil {
+			return err
+		}
+		hosts = sortedKeys(served)
+	}
+
+	dockerPath, err := dockerConfigPath(env)
+	if err != nil {
+		return err
+	}
+	changed, err := mergeCredHelpers(dockerPath, hosts, stderr)
+	if err != nil {
+		return err
+	}
+	if changed {
+		fmt.Fprintf(stderr, "%s: %s now uses %s for %s\n", Name, dockerPath, Name, strings.Join(hosts, ", "))
+	} else {
+		fmt.Fprintf(stderr, "%s: %s already uses %s for %s; nothing changed\n", Name, dockerPath, Name, strings.Join(hosts, ", "))
+	}
+
+	added := false
+	for _, h := range hosts {
+		if _, ok := helperCfg.Registries[h]; !ok && h != DefaultRegistry {
+			helperCfg.Registries[h] = RegistryConfig{}
+			added = true
+		}
+	}
+	if added {
+		if err := ensureDir(filepath.Dir(helperConfigPath)); err != nil {
+			return fmt.Errorf("create %s: %w", filepath.Dir(helperConfigPath), err)
+		}
+		if err := atomicfile.Write(helperConfigPath, helperCfg.Marshal(), 0o600); err != nil {
+			return fmt.Errorf("write helper config %s: %w", helperConfigPath, err)
+		}
+		fmt.Fprintf(stderr, "%s: added the registries to %s so that the helper serves them\n", Name, helperConfigPath)
+	}
+	return nil
+}
+
+func dockerConfigPath(env tokensource.Env) (string, error) {
+	if dir := env("DOCKER_CONFIG"); dir != "" {
+		return filepath.Join(dir, "config.json"), nil
+	}
+	home := env("HOME")
+	if home == "" {
+		return "", errors.New("HOME is not set; set DOCKER_CONFIG to the directory of Docker's config.json")
+	}
+	return filepath.Join(home, ".docker", "config.json"), nil
+}
+
+// mergeCredHelpers sets credHelpers[host] = "stackit" for each host and
+// reports whether the file changed.
+func mergeCredHelpers(path string, hosts []string, stderr io.Writer) (bool, error) {
+	// Write through symlinks (dotfile managers link config.json) instead of
+	// replacing the link with a file.
+	if resolved, err := filepath.EvalSymlinks(path); err == nil {
+		path = resolved
+	}
+	mode := os.FileMode(0o600)
+	doc := map[string]json.RawMessage{}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return false, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+		}
+	case err != nil:
+		return false, fmt.Errorf("read %s: %w", path, err)
+	default:
+		if fi, err := os.Stat(path); err == nil {
+			mode = fi.Mode().Perm()
+		}
+		if len(bytes.TrimSpace(data)) > 0 {
+			if err := json.Unmarshal(data, &doc); err != nil {
+				return false, fmt.Errorf("%s is not a JSON object (%v); fix it by hand, then run this again", path, err)
+			}
+		}
+	}
+	helpers := map[string]string{}
+	if raw, ok := doc["credHelpers"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &helpers); err != nil {
+			return false, fmt.Errorf("%s: credHelpers is not an object of strings", path)
+		}
+	}
+	changed := false
+	for _, h := range hosts {
+		switch old := helpers[h]; old {
+		case HelperName:
+			continue
+		case "":
+		default:
+			fmt.Fprintf(stderr, "%s: %s: credHelpers[%q] was %q, now %q\n", Name, path, h, old, HelperName)
+		}
+		helpers[h] = HelperName
+		changed = true
+	}
+	if !changed {
+		return false, nil
+	}
+	raw, _ := json.Marshal(helpers)
+	doc["credHelpers"] = raw
+	out, err := json.MarshalIndent(doc, "", "\t")
+	if err != nil {
+		return false, fmt.Errorf("render %s: %w", path, err)
+	}
+	if err := atomicfile.Write(path, append(out, '\n'), mode); err != nil {
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	return true, nil
+}

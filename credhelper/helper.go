@@ -1,0 +1,245 @@
+// Package credhelper implements the Docker credential helper protocol for
+// STACKIT Container Registry: which hosts are served, where their
+// credentials come from, and the store/erase/list bookkeeping.
+package credhelper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
+)
+
+// getBudget bounds one `get`, lock wait and retries included. The kubelet
+// kills plugins at 60 s; Docker has no limit but users do.
+const getBudget = 45 * time.Second
+
+// Helper implements credentials.Helper.
+type Helper struct {
+	Env tokensource.Env
+	// ConfigPath is the helper's config file; stored logins live next to it.
+	ConfigPath string
+	Cache      *cache.Cache
+	// Stderr receives warnings and, with Debug, the debug log.
+	Stderr io.Writer
+	Debug  bool
+	// HTTPClient is used for token requests; nil means the default client.
+	HTTPClient *http.Client
+
+	hosts map[string]RegistryConfig
+}
+
+var _ credentials.Helper = (*Helper)(nil)
+
+// errNotFound is the one soft error: Docker then continues anonymously.
+var errNotFound = credentials.NewErrCredentialsNotFound()
+
+// lookupHost normalises serverURL and returns the config for it, or ok ==
+// false if this helper does not serve that host.
+func (h *Helper) lookupHost(serverURL string) (host string, entry RegistryConfig, ok bool, err error) {
+	host, err = NormalizeHost(serverURL)
+	if err != nil {
+		h.debugf("%q is not a registry host", serverURL)
+		return "", RegistryConfig{}, false, nil
+	}
+	hosts, err := h.allowed()
+	if err != nil {
+		return "", RegistryConfig{}, false, err
+	}
+	entry, ok = hosts[host]
+	if !ok {
+		h.debugf("%s is not a STACKIT registry served by this helper (served: %s)", host, strings.Join(sortedKeys(hosts), ", "))
+	}
+	return host, entry, ok, nil
+}
+
+func (h *Helper) allowed() (map[string]RegistryConfig, error) {
+	if h.hosts != nil {
+		return h.hosts, nil
+	}
+	cfg, err := LoadConfig(h.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := allowedHosts(h.Env, cfg)
+	if err != nil {
+		return nil, err
+	}
+	h.hosts = hosts
+	return hosts, nil
+}
+
+func (h *Helper) logins() loginStore {
+	return loginStore{path: configDir(h.ConfigPath) + "/logins.json"}
+}
+
+// Get returns the username and secret for serverURL.
+func (h *Helper) Get(serverURL string) (string, string, error) {
+	start := time.Now()
+	host, entry, ok, err := h.lookupHost(serverURL)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		return "", "", errNotFound
+	}
+	if login, found, err := h.logins().get(host); err != nil {
+		return "", "", err
+	} else if found {
+		h.debugf("get %s: source=stored login of %s (from docker login; docker logout %s removes it) took=%s", host, login.Username, host, since(start))
+		return login.Username, login.Secret, nil
+	}
+
+	flow, err := h.keyFlow(entry)
+	if errors.Is(err, tokensource.ErrNoCredentials) {
+		h.warnf("no credentials for %s: %v; pulling anonymously", host, err)
+		return "", "", errNotFound
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w", host, err)
+	}
+	username := entry.Username
+	if username == "" {
+		username = flow.Username()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), getBudget)
+	defer cancel()
+	src := h.Cache.TokenSource(flow.CacheKey(), flow.Username()+" via "+flow.Endpoint, flow)
+	tok, err := src.Token(ctx)
+	if err != nil {
+		h.debugf("get %s: source=%s endpoint=%s cache=%s failed after %s", host, flow.KeySource, flow.Endpoint, src.Last, since(start))
+		return "", "", fmt.Errorf("%s: %w", host, err)
+	}
+	h.debugf("get %s: source=%s user=%s kid=%s endpoint=%s (%s) cache=%s expires=%s took=%s",
+		host, flow.KeySource, username, flow.Key.Credentials.Kid, flow.Endpoint, flow.EndpointSource, src.Last,
+		tok.Expiry.Local().Format(time.RFC3339), since(start))
+	return username, tok.AccessToken, nil
+}
+
+func (h *Helper) keyFlow(entry RegistryConfig) (*tokensource.KeyFlow, error) {
+	flow, err := tokensource.NewKeyFlow(h.Env, entry.overrides())
+	if err != nil {
+		return nil, err
+	}
+	flow.HTTPClient = h.HTTPClient
+	return flow, nil
+}
+
+// Add implements `docker login`. Logging in as the service account itself
+// stores nothing, since `get` mints tokens for it; any other username is a
+// static robot login kept for that host until `docker logout`.
+func (h *Helper) Add(c *credentials.Credentials) error {
+	host, entry, ok, err := h.lookupHost(c.ServerURL)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s is not a STACKIT registry served by this helper; run docker-credential-stackit configure-docker --registry %s to add it, or remove it from credHelpers", strings.TrimSpace(c.ServerURL), strings.TrimSpace(c.ServerURL))
+	}
+	if c.Username == "<token>" {
+		return errors.New("identity-token logins are not supported; log in with the service account email or a robot account name")
+	}
+	if c.Secret == "" {
+		return errors.New("the password is empty; log in with a robot secret, or use the service account email to let the helper mint tokens")
+	}
+	own := entry.Username
+	if own == "" {
+		if flow, err := h.keyFlow(entry); err == nil {
+			own = flow.Username()
+		}
+	}
+	if own != "" && c.Username == own {
+		h.debugf("store %s: %s is the service account this helper logs in as; nothing stored", host, c.Username)
+		return h.logins().update(func(m map[string]Login) bool {
+			_, had := m[host]
+			delete(m, host)
+			return had
+		})
+	}
+	h.debugf("store %s: saving static login for %s", host, c.Username)
+	return h.logins().update(func(m map[string]Login) bool {
+		m[host] = Login{Username: c.Username, Secret: c.Secret}
+		return true
+	})
+}
+
+// Delete implements `docker logout`: it forgets a stored login and the
+// cached token that served the host.
+func (h *Helper) Delete(serverURL string) error {
+	host, entry, ok, err := h.lookupHost(serverURL)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNotFound
+	}
+	err = h.logins().update(func(m map[string]Login) bool {
+		_, had := m[host]
+		delete(m, host)
+		return had
+	})
+	if err != nil {
+		return err
+	}
+	if flow, ferr := h.keyFlow(entry); ferr == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), getBudget)
+		defer cancel()
+		if derr := h.Cache.Drop(ctx, flow.CacheKey()); derr != nil {
+			h.debugf("erase %s: could not drop the cached token: %v", host, derr)
+		}
+	}
+	h.debugf("erase %s: done", host)
+	return nil
+}
+
+// List maps every served host to the username `get` would return, without
+// touching the network. Hosts whose credentials cannot be found are left out.
+func (h *Helper) List() (map[string]string, error) {
+	hosts, err := h.allowed()
+	if err != nil {
+		return nil, err
+	}
+	logins, err := h.logins().load()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(hosts))
+	for host, entry := range hosts {
+		switch {
+		case logins[host].Username != "":
+			out[host] = logins[host].Username
+		case entry.Username != "":
+			out[host] = entry.Username
+		default:
+			flow, err := h.keyFlow(entry)
+			if err != nil {
+				h.debugf("list %s: %v", host, err)
+				continue
+			}
+			out[host] = flow.Username()
+		}
+	}
+	return out, nil
+}
+
+func (h *Helper) debugf(format string, args ...any) {
+	if h.Debug && h.Stderr != nil {
+		fmt.Fprintf(h.Stderr, "docker-credential-stackit: debug: "+format+"\n", args...)
+	}
+}
+
+func (h *Helper) warnf(format string, args ...any) {
+	if h.Stderr != nil {
+		fmt.Fprintf(h.Stderr, "docker-credential-stackit: warning: "+format+"\n", args...)
+	}
+}
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(10 * time.Microsecond) }

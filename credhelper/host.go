@@ -1,0 +1,72 @@
+package credhelper
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// DefaultRegistry is the STACKIT Container Registry, always served.
+const DefaultRegistry = "registry.onstackit.cloud"
+
+var errBadHost = errors.New("not a registry host")
+
+// NormalizeHost reduces every form callers send (host, host:port,
+// https://host/v1/, host/repo/path, any case) to host[:port]. Anything
+// that is not plainly a host, such as user info or an empty host, is an
+// error, so that tricks like "registry.onstackit.cloud@evil.com" never
+// match an allowed host.
+func NormalizeHost(serverURL string) (string, error) {
+	s := strings.ToLower(strings.TrimSpace(serverURL))
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	if i := strings.IndexAny(s, "/?#"); i >= 0 {
+		s = s[:i]
+	}
+	if s == "" || strings.ContainsAny(s, "@\\ \t\r\n%") {
+		return "", errBadHost
+	}
+	host, port := s, ""
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		host, port = h, p
+		n, err := strconv.Atoi(port)
+		if err != nil || n <= 0 || n > 65535 || port[0] == '0' {
+			return "", errBadHost
+		}
+	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		host = s[1 : len(s)-1]
+	}
+	host = strings.TrimSuffix(host, ".")
+	if !validHostname(host) {
+		return "", errBadHost
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		return host + ":" + port, nil
+	}
+	return host, nil
+}
+
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		return true
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,98 @@
+package credhelper
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
+)
+
+// Login is a static username and secret saved by `docker login`, for robot
+// accounts that are not linked to a service account.
+type Login struct {
+	Username string `json:"username"`
+	Secret   string `json:"secret"`
+}
+
+type loginsFile struct {
+	Version int              `json:"version"`
+	Logins  map[string]Login `json:"logins"`
+}
+
+// loginStore keeps static logins in one 0600 file, changed under a sidecar
+// lock so that concurrent `docker login` calls do not lose each other.
+type loginStore struct{ path string }
+
+func (s loginStore) load() (map[string]Login, error) {
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]Login{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read stored logins %s: %w", s.path, err)
+	}
+	var f loginsFile
+	if err := json.Unmarshal(data, &f); err != nil || f.Version != 1 {
+		return nil, fmt.Errorf("stored logins %s are corrupt; delete the file and run docker login again", s.path)
+	}
+	if f.Logins == nil {
+		f.Logins = map[string]Login{}
+	}
+	return f.Logins, nil
+}
+
+func (s loginStore) get(host string) (Login, bool, error) {
+	logins, err := s.load()
+	if err != nil {
+		return Login{}, false, err
+	}
+	l, ok := logins[host]
+	return l, ok, nil
+}
+
+// update applies change to the stored logins under the lock and writes the
+// result if change reports a modification.
+func (s loginStore) update(change func(map[string]Login) bool) error {
+	dir := filepath.Dir(s.path)
+	if err := ensureDir(dir); err != nil {
+		return fmt.Errorf("create config dir %s: %w", dir, err)
+	}
+	fl := flock.New(s.path+".lock", flock.SetPermissions(0o600))
+	if err := lockWithin(fl, 10*time.Second); err != nil {
+		return err
+	}
+	defer func() { _ = fl.Unlock(); _ = fl.Close() }()
+	logins, err := s.load()
+	if err != nil {
+		return err
+	}
+	if !change(logins) {
+		return nil
+	}
+	data, _ := json.MarshalIndent(loginsFile{Version: 1, Logins: logins}, "", "  ")
+	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write stored logins %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func lockWithin(fl *flock.Flock, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	ok, err := fl.TryLockContext(ctx, 20*time.Millisecond)
+	if !ok {
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("lock %s is held by another process for more than %s", fl.Path(), d)
+		}
+		return fmt.Errorf("lock %s: %w", fl.Path(), err)
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+package tokensource
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Environment variables read exactly as the STACKIT SDK, CLI and Terraform
+// provider read them, so existing setups work unchanged.
+const (
+	EnvServiceAccountKeyPath = "STACKIT_SERVICE_ACCOUNT_KEY_PATH"
+	EnvServiceAccountKey     = "STACKIT_SERVICE_ACCOUNT_KEY"
+	EnvPrivateKeyPath        = "STACKIT_PRIVATE_KEY_PATH"
+	EnvPrivateKey            = "STACKIT_PRIVATE_KEY"
+	EnvCredentialsPath       = "STACKIT_CREDENTIALS_PATH"
+	EnvTokenBaseURL          = "STACKIT_TOKEN_BASEURL"
+)
+
+// DefaultTokenEndpoint is used when neither the environment nor the key names one.
+const DefaultTokenEndpoint = "https://service-account.api.stackit.cloud/token"
+
+// maxFileSize bounds every file we read, so a path pointing at /dev/zero or
+// a huge log fails fast instead of eating memory.
+const maxFileSize = 1 << 20
+
+// ErrNoCredentials means no credential source is configured at all, as
+// opposed to a configured source that is broken.
+var ErrNoCredentials = errors.New("no STACKIT service account key configured; set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON (or STACKIT_SERVICE_ACCOUNT_KEY to its content)")
+
+// Env looks up a variable; os.Getenv in production, a map in tests.
+type Env func(string) string
+
+// Overrides are per-registry settings from the helper's config file. Set
+// fields beat the environment, so that registries can use different accounts.
+type Overrides struct {
+	ServiceAccountKeyPath string
+	PrivateKeyPath        string
+	TokenEndpoint         string
+}
+
+// setting is a value together with the place it came from, for error
+// messages and the debug log.
+type setting struct {
+	value  string
+	source string
+	isPath bool
+}
+
+// lookup walks the SDK's discovery order lazily: the credentials file is
+// read only when the environment does not already answer.
+type lookup struct {
+	env       Env
+	credsRead bool
+	creds     map[string]string
+	credsPath string
+	credsErr  error
+}
+
+func (l *lookup) credentialsFile() (map[string]string, string, error) {
+	if l.credsRead {
+		return l.creds, l.credsPath, l.credsErr
+	}
+	l.credsRead = true
+	path, explicit := l.env(EnvCredentialsPath), true
+	if path == "" {
+		explicit = false
+		home := l.env("HOME")
+		if home == "" {
+			return nil, "", nil
+		}
+		path = filepath.Join(home, ".stackit", "credentials.json")
+	}
+	l.credsPath = path
+	data, err := readSmallFile(path)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			return nil, path, nil
+		}
+		l.credsErr = fmt.Errorf("read STACKIT credentials file %s: %s (fix or unset %s)", path, describeFileError(err), EnvCredentialsPath)
+		return nil, path, l.credsErr
+	}
+	l.creds, l.credsErr = ParseCredentialsFile(data)
+	if l.credsErr != nil {
+		l.credsErr = fmt.Errorf("read STACKIT credentials file %s: %w", path, l.credsErr)
+	}
+	return l.creds, path, l.credsErr
+}
+
+// ParseCredentialsFile decodes the SDK's credentials file: a flat JSON
+// object whose keys are the SDK's environment variable names. Values of
+// keys we do not use may have any type.
+func ParseCredentialsFile(data []byte) (map[string]string, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("not a JSON object (%s); expected {\"%s\": \"/path/key.json\"}", jsonErrorText(err), EnvServiceAccountKeyPath)
+	}
+	values := make(map[string]string, 4)
+	for _, name := range []string{EnvServiceAccountKeyPath, EnvServiceAccountKey, EnvPrivateKeyPath, EnvPrivateKey} {
+		v, ok := raw[name]
+		if !ok || string(v) == "null" {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			if name == EnvServiceAccountKey && len(v) > 0 && v[0] == '{' {
+				// The SDK file sometimes embeds the key as an object.
+				s = string(v)
+			} else {
+				return nil, fmt.Errorf("%s must be a string", name)
+			}
+		}
+		if s != "" {
+			values[name] = s
+		}
+	}
+	return values, nil
+}
+
+// first returns the first set value among the overrides, the environment
+// and the credentials file, in that order.
+func (l *lookup) first(override setting, pathVar, inlineVar string) (setting, error) {
+	if override.value != "" {
+		return override, nil
+	}
+	if v := l.env(pathVar); v != "" {
+		return setting{value: v, source: pathVar, isPath: true}, nil
+	}
+	if v := l.env(inlineVar); v != "" {
+		return setting{value: v, source: inlineVar}, nil
+	}
+	creds, path, err := l.credentialsFile()
+	if err != nil {
+		return setting{}, err
+	}
+	if v := creds[pathVar]; v != "" {
+		return setting{value: v, source: pathVar + " in " + path, isPath: true}, nil
+	}
+	if v := creds[inlineVar]; v != "" {
+		return setting{value: v, source: inlineVar + " in " + path}, nil
+	}
+	return setting{}, nil
+}
+
+// load returns the setting's content: the file it names, or the inline value.
+func (s setting) load(what, fix string) ([]byte, error) {
+	if !s.isPath {
+		return []byte(s.value), nil
+	}
+	data, err := readSmallFile(s.value)
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s (from %s): %s; %s", what, s.value, s.source, describeFileError(err), fix)
+	}
+	return data, nil
+}
+
+func (s setting) describe() string {
+	if s.isPath {
+		return s.source + " (" + s.value + ")"
+	}
+	return s.source
+}
+
+func readSmallFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileSize {
+		return nil, errFileTooLarge
+	}
+	return data, nil
+}
+
+var errFileTooLarge = errors.New("larger than 1 MiB")
+
+// describeFileError turns an open/read error into words without repeating
+// the path, which the caller already names.
+func describeFileError(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "file not found"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case errors.Is(err, errFileTooLarge):
+		return "file is larger than 1 MiB, so it is not a key"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		if pe.Err.Error() == "is a directory" {
+			return "is a directory, not a file"
+		}
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
