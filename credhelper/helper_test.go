@@ -1,0 +1,321 @@
+package credhelper
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker-credential-helpers/credentials"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
+)
+
+type fixture struct {
+	srv    *tokensourcetest.Server
+	acct   *tokensourcetest.Account
+	env    map[string]string
+	stderr *bytes.Buffer
+	dir    string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	srv := tokensourcetest.NewServer(t)
+	acct := srv.NewAccount(t, "ci-sa@sa.stackit.cloud")
+	dir := t.TempDir()
+	return &fixture{
+		srv:  srv,
+		acct: acct,
+		dir:  dir,
+		env: map[string]string{
+			"HOME":                               dir,
+			tokensource.EnvServiceAccountKeyPath: acct.WriteKeyFile(t, dir, true),
+			tokensource.EnvTokenBaseURL:          srv.TokenURL(),
+			EnvConfig:                            filepath.Join(dir, "config", "config.json"),
+			EnvCacheDir:                          filepath.Join(dir, "cache"),
+		},
+		stderr: &bytes.Buffer{},
+	}
+}
+
+// helper returns a fresh Helper, as each process would build one.
+func (f *fixture) helper() *Helper {
+	return &Helper{
+		Env:        func(k string) string { return f.env[k] },
+		ConfigPath: f.env[EnvConfig],
+		Cache:      &cache.Cache{Dir: f.env[EnvCacheDir]},
+		Stderr:     f.stderr,
+		Debug:      true,
+	}
+}
+
+func (f *fixture) run(t *testing.T, stdin string, args ...string) (stdout string, code int) {
+	t.Helper()
+	var out bytes.Buffer
+	code = Main(args, strings.NewReader(stdin), &out, f.stderr, func(k string) string { return f.env[k] })
+	return out.String(), code
+}
+
+func TestGetDefaultRegistry(t *testing.T) {
+	f := newFixture(t)
+	user, secret, err := f.helper().Get("registry.onstackit.cloud")
+	require.NoError(t, err)
+	assert.Equal(t, "ci-sa@sa.stackit.cloud", user)
+	assert.True(t, f.srv.Valid(user, secret))
+
+	for _, form := range []string{"https://registry.onstackit.cloud/v1/", "REGISTRY.onstackit.cloud/myproj/app", "registry.onstackit.cloud"} {
+		u, s, err := f.helper().Get(form)
+		require.NoError(t, err, form)
+		assert.Equal(t, user, u)
+		assert.Equal(t, secret, s, "served from the cache")
+	}
+	assert.Equal(t, 1, f.srv.Requests())
+	assert.NotContains(t, f.stderr.String(), secret, "debug log never shows the token")
+	assert.Contains(t, f.stderr.String(), "cache=hit")
+}
+
+func TestForeignHostsAreNotFoundWithoutTouchingAnything(t *testing.T) {
+	f := newFixture(t)
+	// A broken key proves the key is never read for foreign hosts.
+	f.env[tokensource.EnvServiceAccountKeyPath] = filepath.Join(f.dir, "does-not-exist.json")
+	for _, host := range []string{
+		"https://index.docker.io/v1/", "docker.io", "ghcr.io/x/y", "registry.onstackit.cloud.evil.com",
+		"evil.com/registry.onstackit.cloud", "registry.onstackit.cloud@evil.com", "https://registry.onstackit.cloud@evil.com/v2/",
+		"onstackit.cloud", "xregistry.onstackit.cloud", "not a host",
+	} {
+		_, _, err := f.helper().Get(host)
+		assert.True(t, credentials.IsErrCredentialsNotFound(err), "%s: %v", host, err)
+		out, code := f.run(t, host, "get")
+		assert.Equal(t, 1, code)
+		assert.Equal(t, "credentials not found in native keychain\n", out, host)
+	}
+	assert.Equal(t, 0, f.srv.Requests())
+	_, err := os.Stat(f.env[EnvCacheDir])
+	assert.True(t, os.IsNotExist(err), "no cache dir created for foreign hosts")
+}
+
+func TestAllowedHostsFromEnvAndConfig(t *testing.T) {
+	f := newFixture(t)
+	other := f.srv.NewAccount(t, "other-sa@sa.stackit.cloud")
+	otherKey := other.WriteKeyFile(t, f.dir, true)
+	f.env[EnvRegistries] = " extra.example.com , 127.0.0.1:5000,"
+	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
+	require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries": {
+		"Team.Example.com": {"serviceAccountKeyPath": "`+otherKey+`"},
+		"robot.example.com": {"username": "robot$proj+ci"}
+	}}`), 0o600))
+
+	user, secret, err := f.helper().Get("team.example.com")
+	require.NoError(t, err)
+	assert.Equal(t, "other-sa@sa.stackit.cloud", user, "per-registry service account")
+	assert.True(t, f.srv.Valid(user, secret))
+
+	user, _, err = f.helper().Get("extra.example.com")
+	require.NoError(t, err)
+	assert.Equal(t, "ci-sa@sa.stackit.cloud", user)
+
+	user, _, err = f.helper().Get("127.0.0.1:5000/some/repo")
+	require.NoError(t, err)
+	assert.Equal(t, "ci-sa@sa.stackit.cloud", user)
+
+	user, _, err = f.helper().Get("robot.example.com")
+	require.NoError(t, err)
+	assert.Equal(t, "robot$proj+ci", user, "username override")
+
+	_, _, err = f.helper().Get("127.0.0.1:5001")
+	assert.True(t, credentials.IsErrCredentialsNotFound(err), "another port is another host")
+
+	list, err := f.helper().List()
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{
+		DefaultRegistry:     "ci-sa@sa.stackit.cloud",
+		"extra.example.com": "ci-sa@sa.stackit.cloud",
+		"127.0.0.1:5000":    "ci-sa@sa.stackit.cloud",
+		"team.example.com":  "other-sa@sa.stackit.cloud",
+		"robot.example.com": "robot$proj+ci",
+	}, list)
+	assert.Equal(t, 2, f.srv.Requests(), "one token per identity; list touched no network")
+}
+
+func TestStoreEraseList(t *testing.T) {
+	f := newFixture(t)
+	h := f.helper()
+	robot := &credentials.Credentials{ServerURL: "https://registry.onstackit.cloud", Username: "robot$proj+ci", Secret: "robot-secret-value"}
+	require.NoError(t, h.Add(robot))
+
+	loginsPath := filepath.Join(filepath.Dir(f.env[EnvConfig]), "logins.json")
+	fi, err := os.Stat(loginsPath)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	di, err := os.Stat(filepath.Dir(loginsPath))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
+
+	user, secret, err := f.helper().Get("registry.onstackit.cloud")
+	require.NoError(t, err)
+	assert.Equal(t, "robot$proj+ci", user, "the $ survives")
+	assert.Equal(t, "robot-secret-value", secret)
+	assert.Equal(t, 0, f.srv.Requests(), "a static login needs no token")
+	assert.NotContains(t, f.stderr.String(), "robot-secret-value")
+
+	list, err := f.helper().List()
+	require.NoError(t, err)
+	assert.Equal(t, "robot$proj+ci", list[DefaultRegistry])
+
+	// Erase removes the login, then get mints a token again.
+	require.NoError(t, f.helper().Delete("registry.onstackit.cloud"))
+	user, secret, err = f.helper().Get("registry.onstackit.cloud")
+	require.NoError(t, err)
+	assert.Equal(t, "ci-sa@sa.stackit.cloud", user)
+	assert.True(t, f.srv.Valid(user, secret))
+
+	// Erase also drops the cached token: the next get fetches again.
+	require.NoError(t, f.helper().Delete("registry.onstackit.cloud"))
+	_, second, err := f.helper().Get("registry.onstackit.cloud")
+	require.NoError(t, err)
+	assert.NotEqual(t, secret, second)
+	assert.Equal(t, 2, f.srv.Requests())
+}
+
+func TestStoreWithOwnUsernameStoresNothing(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.helper().Add(&credentials.Credentials{ServerURL: DefaultRegistry, Username: "robot$x", Secret: "s1-secret"}))
+	// Logging in as the service account itself replaces the static login.
+	require.NoError(t, f.helper().Add(&credentials.Credentials{ServerURL: DefaultRegistry, Username: "ci-sa@sa.stackit.cloud", Secret: "pasted-token"}))
+	user, secret, err := f.helper().Get(DefaultRegistry)
+	require.NoError(t, err)
+	assert.Equal(t, "ci-sa@sa.stackit.cloud", user)
+	assert.NotEqual(t, "pasted-token", secret, "the pasted token is not stored; a fresh one is minted")
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(f.env[EnvConfig]), "logins.json"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(data), "pasted-token")
+	assert.NotContains(t, string(data), "s1-secret")
+}
+
+func TestStoreRefusals(t *testing.T) {
+	f := newFixture(t)
+	err := f.helper().Add(&credentials.Credentials{ServerURL: "ghcr.io", Username: "u", Secret: "s"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "ghcr.io is not a STACKIT registry served by this helper")
+	err = f.helper().Add(&credentials.Credentials{ServerURL: DefaultRegistry, Username: "<token>", Secret: "s"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "identity-token")
+	assert.True(t, credentials.IsErrCredentialsNotFound(f.helper().Delete("ghcr.io")))
+}
+
+func TestNoCredentialsConfiguredIsNotFoundWithHint(t *testing.T) {
+	f := newFixture(t)
+	delete(f.env, tokensource.EnvServiceAccountKeyPath)
+	out, code := f.run(t, DefaultRegistry, "get")
+	assert.Equal(t, 1, code)
+	assert.Equal(t, "credentials not found in native keychain\n", out)
+	assert.Contains(t, f.stderr.String(), "no credentials for registry.onstackit.cloud: no STACKIT service account key configured; set STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+}
+
+func TestGetErrorsAreOneLineOnStdout(t *testing.T) {
+	f := newFixture(t)
+	cases := map[string]func(){
+		"missing key file": func() { f.env[tokensource.EnvServiceAccountKeyPath] = filepath.Join(f.dir, "gone.json") },
+		"PEM as key": func() {
+			f.env[tokensource.EnvServiceAccountKeyPath] = filepath.Join(f.dir, "key.pem")
+			require.NoError(t, os.WriteFile(f.env[tokensource.EnvServiceAccountKeyPath], f.acct.PrivateKeyPEM, 0o600))
+		},
+		"unreachable endpoint": func() { f.env[tokensource.EnvTokenBaseURL] = "http://127.0.0.1:1/token" },
+		"deleted key":          func() { f.srv.DeleteKey(f.acct) },
+		"bad registries env":   func() { f.env[EnvRegistries] = "a b" },
+	}
+	want := map[string]string{
+		"missing key file":     "registry.onstackit.cloud: read service account key " + filepath.Join(f.dir, "gone.json") + " (from STACKIT_SERVICE_ACCOUNT_KEY_PATH): file not found",
+		"PEM as key":           "this is a PEM private key, not the JSON service account key",
+		"unreachable endpoint": "token endpoint http://127.0.0.1:1/token unreachable",
+		"deleted key":          "does not know key id " + f.acct.Kid,
+		"bad registries env":   `DOCKER_CREDENTIAL_STACKIT_REGISTRIES: "a b" is not a registry host`,
+	}
+	saved := map[string]string{}
+	for k, v := range f.env {
+		saved[k] = v
+	}
+	for name, setup := range cases {
+		t.Run(name, func(t *testing.T) {
+			for k := range f.env {
+				delete(f.env, k)
+			}
+			for k, v := range saved {
+				f.env[k] = v
+			}
+			setup()
+			f.stderr.Reset()
+			out, code := f.run(t, DefaultRegistry, "get")
+			assert.Equal(t, 1, code)
+			assert.Contains(t, out, want[name])
+			assert.Equal(t, 1, strings.Count(out, "\n"), "exactly one line: %q", out)
+			for _, leak := range []string{"BEGIN PRIVATE KEY", "eyJ", string(f.acct.PrivateKeyPEM[30:60])} {
+				assert.NotContains(t, out+f.stderr.String(), leak)
+			}
+		})
+	}
+}
+
+func TestMainProtocolEdges(t *testing.T) {
+	f := newFixture(t)
+	out, code := f.run(t, "", "get")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "no credentials server URL: pass the registry host on stdin")
+
+	out, code = f.run(t, "not json", "store")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `store expects {"ServerURL"`)
+
+	out, code = f.run(t, DefaultRegistry, "get")
+	assert.Equal(t, 0, code)
+	assert.Regexp(t, `^\{"ServerURL":"registry.onstackit.cloud","Username":"ci-sa@sa.stackit.cloud","Secret":"[^"]+"\}\n$`, out)
+
+	out, code = f.run(t, "", "list")
+	assert.Equal(t, 0, code)
+	assert.JSONEq(t, `{"registry.onstackit.cloud":"ci-sa@sa.stackit.cloud"}`, out)
+
+	out, code = f.run(t, "", "version")
+	assert.Equal(t, 0, code)
+	assert.True(t, strings.HasPrefix(out, "docker-credential-stackit "))
+
+	out, code = f.run(t, "", "--help")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "configure-docker")
+
+	f.stderr.Reset()
+	out, code = f.run(t, "", "frobnicate")
+	assert.Equal(t, 1, code)
+	assert.Empty(t, out)
+	assert.Contains(t, f.stderr.String(), `unknown command "frobnicate"`)
+}
+
+func TestConfigParsing(t *testing.T) {
+	_, err := ParseConfig([]byte(`{"registries": {"x.example.com": {"serviceAccountKeyFile": "/k"}}}`))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `unknown field "serviceAccountKeyFile"`)
+
+	_, err = ParseConfig([]byte(`{"registries": {"x@evil.com": {}}}`))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"x@evil.com" is not a registry host`)
+
+	_, err = ParseConfig([]byte(`{"registries": {"x.example.com": {"tokenEndpoint": "http://evil.example/token"}}}`))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "plain http")
+
+	cfg, err := ParseConfig([]byte(`{"registries": {"HTTPS://X.Example.com/v2/": {"username": "u"}}}`))
+	require.NoError(t, err)
+	assert.Equal(t, "u", cfg.Registries["x.example.com"].Username)
+
+	f := newFixture(t)
+	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
+	require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries": [`), 0o600))
+	out, code := f.run(t, "docker.io", "get")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "helper config "+f.env[EnvConfig]+": invalid JSON")
+}
