@@ -81,47 +81,69 @@ func (h *Helper) logins() loginStore {
 	return loginStore{path: configDir(h.ConfigPath) + "/logins.json"}
 }
 
+// Credential is what the helper answers for one registry host.
+type Credential struct {
+	Host     string
+	Username string
+	Secret   string
+	// Expiry is when Secret stops working; zero for static logins.
+	Expiry time.Time
+	// Source says in words where the credential came from (no secrets).
+	Source string
+}
+
 // Get returns the username and secret for serverURL.
 func (h *Helper) Get(serverURL string) (string, string, error) {
-	start := time.Now()
-	host, entry, ok, err := h.lookupHost(serverURL)
+	ctx, cancel := context.WithTimeout(context.Background(), getBudget)
+	defer cancel()
+	c, err := h.Credential(ctx, serverURL)
 	if err != nil {
 		return "", "", err
 	}
+	return c.Username, c.Secret, nil
+}
+
+// Credential resolves the credential for serverURL. Hosts this helper does
+// not serve yield the credentials-not-found error without any file or
+// network access beyond the helper's own config.
+func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential, error) {
+	start := time.Now()
+	host, entry, ok, err := h.lookupHost(serverURL)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
-		return "", "", errNotFound
+		return nil, errNotFound
 	}
 	if login, found, err := h.logins().get(host); err != nil {
-		return "", "", err
+		return nil, err
 	} else if found {
 		h.debugf("get %s: source=stored login of %s (from docker login; docker logout %s removes it) took=%s", host, login.Username, host, since(start))
-		return login.Username, login.Secret, nil
+		return &Credential{Host: host, Username: login.Username, Secret: login.Secret, Source: "stored login (docker login)"}, nil
 	}
 
 	flow, err := h.keyFlow(entry)
 	if errors.Is(err, tokensource.ErrNoCredentials) {
 		h.warnf("no credentials for %s: %v; pulling anonymously", host, err)
-		return "", "", errNotFound
+		return nil, errNotFound
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("%s: %w", host, err)
+		return nil, fmt.Errorf("%s: %w", host, err)
 	}
 	username := entry.Username
 	if username == "" {
 		username = flow.Username()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), getBudget)
-	defer cancel()
 	src := h.Cache.TokenSource(flow.CacheKey(), flow.Username()+" via "+flow.Endpoint, flow)
 	tok, err := src.Token(ctx)
 	if err != nil {
 		h.debugf("get %s: source=%s endpoint=%s cache=%s failed after %s", host, flow.KeySource, flow.Endpoint, src.Last, since(start))
-		return "", "", fmt.Errorf("%s: %w", host, err)
+		return nil, fmt.Errorf("%s: %w", host, err)
 	}
 	h.debugf("get %s: source=%s user=%s kid=%s endpoint=%s (%s) cache=%s expires=%s took=%s",
 		host, flow.KeySource, username, flow.Key.Credentials.Kid, flow.Endpoint, flow.EndpointSource, src.Last,
 		tok.Expiry.Local().Format(time.RFC3339), since(start))
-	return username, tok.AccessToken, nil
+	return &Credential{Host: host, Username: username, Secret: tok.AccessToken, Expiry: tok.Expiry, Source: flow.KeySource}, nil
 }
 
 func (h *Helper) keyFlow(entry RegistryConfig) (*tokensource.KeyFlow, error) {
