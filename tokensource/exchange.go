@@ -75,12 +75,30 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// flowHints adapt exchange's error messages to the flow that calls it: the
+// same HTTP status means a different fix for a key than for a federated token.
+type flowHints struct {
+	// endpointVar is the variable that overrides the endpoint.
+	endpointVar string
+	// rejected explains a 401 or 403 in the flow's own terms.
+	rejected string
+	// rejected400 applies rejected to a 400 as well: OAuth servers answer
+	// invalid_grant and invalid_client with 400 (RFC 6749 5.2).
+	rejected400 bool
+}
+
+var keyFlowHints = flowHints{
+	endpointVar: EnvTokenBaseURL,
+	rejected:    "the service account key was rejected: check that it is active and not expired",
+}
+
 // rejectedError is a non-200 answer from a token endpoint.
 type rejectedError struct {
 	endpoint    string
 	status      int
 	detail      string
 	kidNotFound bool
+	hints       flowHints
 }
 
 func (e *rejectedError) Error() string {
@@ -89,8 +107,11 @@ func (e *rejectedError) Error() string {
 		msg += ": " + e.detail
 	}
 	switch {
-	case e.status == http.StatusUnauthorized || e.status == http.StatusForbidden:
-		msg += "; the service account key was rejected: check that it is active and not expired"
+	case e.status == http.StatusUnauthorized || e.status == http.StatusForbidden ||
+		(e.status == http.StatusBadRequest && e.hints.rejected400):
+		if e.hints.rejected != "" {
+			msg += "; " + e.hints.rejected
+		}
 	case e.status >= 500 || e.status == http.StatusTooManyRequests:
 		msg += "; the STACKIT token service is unavailable, try again shortly"
 	}
@@ -107,7 +128,9 @@ func mentionsUnknownKid(body string) bool {
 
 // exchange posts a token request form and decodes the answer. Values of the
 // form are secrets and are scrubbed from anything that ends up in an error.
-func exchange(ctx context.Context, client *http.Client, endpoint string, form url.Values, sent time.Time, now func() time.Time) (*Token, error) {
+// Both the key flow and workload identity federation use it, so that both
+// get the same limits, expiry rules and error hygiene.
+func exchange(ctx context.Context, client *http.Client, endpoint string, form url.Values, sent time.Time, now func() time.Time, hints flowHints) (*Token, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("token endpoint %s: %w", endpoint, err)
@@ -117,7 +140,7 @@ func exchange(ctx context.Context, client *http.Client, endpoint string, form ur
 	req.Header.Set("User-Agent", "docker-credential-stackit")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("token endpoint %s unreachable: %s; check the network, HTTPS_PROXY and %s", endpoint, describeNetError(err), EnvTokenBaseURL)
+		return nil, fmt.Errorf("token endpoint %s unreachable: %s; check the network, HTTPS_PROXY and %s", endpoint, describeNetError(err), hints.endpointVar)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
@@ -129,7 +152,7 @@ func exchange(ctx context.Context, client *http.Client, endpoint string, form ur
 	}
 	if resp.StatusCode != http.StatusOK {
 		detail := scrub(string(body), form)
-		return nil, &rejectedError{endpoint: endpoint, status: resp.StatusCode, detail: detail, kidNotFound: mentionsUnknownKid(detail)}
+		return nil, &rejectedError{endpoint: endpoint, status: resp.StatusCode, detail: detail, kidNotFound: mentionsUnknownKid(detail), hints: hints}
 	}
 	tok, err := ParseTokenResponse(body, sent)
 	if err != nil {

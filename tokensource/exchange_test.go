@@ -115,7 +115,7 @@ func TestExchangeErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
-			_, err := exchange(context.Background(), NewHTTPClient(), srv.URL, form, time.Now(), time.Now)
+			_, err := exchange(context.Background(), NewHTTPClient(), srv.URL, form, time.Now(), time.Now, keyFlowHints)
 			require.Error(t, err)
 			for _, w := range tc.want {
 				assert.Contains(t, err.Error(), w)
@@ -128,7 +128,7 @@ func TestExchangeErrors(t *testing.T) {
 
 func TestExchangeUnreachableAndTimeout(t *testing.T) {
 	form := url.Values{"grant_type": {grantTypeJWTBearer}}
-	_, err := exchange(context.Background(), NewHTTPClient(), "http://127.0.0.1:1/token", form, time.Now(), time.Now)
+	_, err := exchange(context.Background(), NewHTTPClient(), "http://127.0.0.1:1/token", form, time.Now(), time.Now, keyFlowHints)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "http://127.0.0.1:1/token unreachable")
 
@@ -138,7 +138,7 @@ func TestExchangeUnreachableAndTimeout(t *testing.T) {
 	defer close(block)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	_, err = exchange(ctx, NewHTTPClient(), srv.URL, form, time.Now(), time.Now)
+	_, err = exchange(ctx, NewHTTPClient(), srv.URL, form, time.Now(), time.Now, keyFlowHints)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "unreachable: timed out")
 }

@@ -109,7 +109,7 @@ func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
 	if client == nil {
 		client = NewHTTPClient()
 	}
-	tok, err := exchange(ctx, client, k.Endpoint, form, now, k.now)
+	tok, err := exchange(ctx, client, k.Endpoint, form, now, k.now, keyFlowHints)
 	if err != nil {
 		var rej *rejectedError
 		if errors.As(err, &rej) && rej.kidNotFound {
