@@ -47,6 +47,8 @@ type Server struct {
 	seenJTI  map[string]bool
 	tokens   map[string]string // access token -> email
 	signing  []byte
+
+	idp idpState
 }
 
 // Account is a service account with one key registered at a Server.
@@ -70,7 +72,7 @@ func NewServer(tb testing.TB) *Server {
 		tokens:        map[string]string{},
 		signing:       randomBytes(tb, 32),
 	}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serveToken))
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
 	return s
 }
@@ -165,19 +167,34 @@ func (a *Account) WriteKeyFile(tb testing.TB, dir string, embedPrivateKey bool) 
 	return path
 }
 
-func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+// serve counts every request and routes it: /token is the service-account
+// key flow endpoint, IdPPath the STACKIT IdP used for federation.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
+	if r.URL.Path == IdPPath {
+		s.idp.requests.Add(1)
+	}
 	if s.Delay > 0 {
 		time.Sleep(s.Delay)
 	}
 	if s.Respond != nil && s.Respond(w, r) {
 		return
 	}
-	fail := func(status int, msg string) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	if r.URL.Path == IdPPath {
+		s.serveIdP(w, r)
+		return
 	}
+	s.serveToken(w, r)
+}
+
+func fail(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	fail := func(status int, msg string) { fail(w, status, msg) }
 	if r.URL.Path != "/token" || r.Method != http.MethodPost {
 		fail(http.StatusNotFound, "not found")
 		return
@@ -234,21 +251,27 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	s.issueAccessToken(w, account.Email, account.Sub)
+}
+
+// issueAccessToken answers with a fresh access token for email, which
+// Valid then accepts.
+func (s *Server) issueAccessToken(w http.ResponseWriter, email, sub string) {
 	now := time.Now()
 	access := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"email": account.Email,
-		"sub":   account.Sub,
+		"email": email,
+		"sub":   sub,
 		"iat":   now.Unix(),
 		"exp":   now.Add(s.TokenLifetime).Unix(),
 		"jti":   uuid(nil),
 	})
 	signed, err := access.SignedString(s.signing)
 	if err != nil {
-		fail(http.StatusInternalServerError, "sign")
+		fail(w, http.StatusInternalServerError, "sign")
 		return
 	}
 	s.mu.Lock()
-	s.tokens[signed] = account.Email
+	s.tokens[signed] = email
 	s.mu.Unlock()
 	s.issued.Add(1)
 	w.Header().Set("Content-Type", "application/json")
