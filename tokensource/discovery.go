@@ -38,9 +38,14 @@ type Env func(string) string
 // Overrides are per-registry settings from the helper's config file. Set
 // fields beat the environment, so that registries can use different accounts.
 type Overrides struct {
+	// Key flow.
 	ServiceAccountKeyPath string
 	PrivateKeyPath        string
 	TokenEndpoint         string
+	// Workload identity federation.
+	ServiceAccountEmail string
+	FederatedTokenFile  string
+	IDPTokenEndpoint    string
 }
 
 // setting is a value together with the place it came from, for error
