@@ -25,7 +25,7 @@ const (
 )
 
 const usage = `docker-credential-stackit: Docker credentials for STACKIT Container Registry,
-minted from a STACKIT service account key.
+minted from a STACKIT service account key or a federated CI/Kubernetes token.
 
 Usage:
   docker-credential-stackit <get|store|erase|list>   Docker credential helper protocol (stdin/stdout)
@@ -34,8 +34,12 @@ Usage:
   docker-credential-stackit version                  print the version
   docker-credential-stackit --help                   this text
 
-Credentials are found as the STACKIT SDK finds them: STACKIT_SERVICE_ACCOUNT_KEY_PATH,
-STACKIT_SERVICE_ACCOUNT_KEY, then ~/.stackit/credentials.json (STACKIT_CREDENTIALS_PATH).
+Credentials are found as the STACKIT SDK finds them: workload identity federation first
+when STACKIT_SERVICE_ACCOUNT_EMAIL is set and a federated token is available
+(STACKIT_FEDERATED_TOKEN_FILE, or GitHub Actions with STACKIT_USE_OIDC=1), else the key:
+STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY, then ~/.stackit/credentials.json
+(STACKIT_CREDENTIALS_PATH). A registry in the helper config may instead name a Harbor or Quay
+robot account file ("robotAccountPath").
 Served registries: registry.onstackit.cloud, DOCKER_CREDENTIAL_STACKIT_REGISTRIES and the
 hosts in the helper config (DOCKER_CREDENTIAL_STACKIT_CONFIG).
 Set DOCKER_CREDENTIAL_STACKIT_DEBUG=1 to see on stderr what the helper does.
@@ -137,7 +141,11 @@ func runGet(h *Helper, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(credentials.Credentials{ServerURL: serverURL, Username: username, Secret: secret}); err != nil {
+	enc := json.NewEncoder(&buf)
+	// Robot names such as robot$proj+ci must reach the caller byte for
+	// byte; HTML escaping would turn & < > into \u0026 and friends.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(credentials.Credentials{ServerURL: serverURL, Username: username, Secret: secret}); err != nil {
 		return err
 	}
 	_, err = stdout.Write(buf.Bytes())

@@ -29,12 +29,23 @@ type Config struct {
 }
 
 // RegistryConfig tells how to log in to one registry. The zero value uses
-// the STACKIT SDK's default credential discovery.
+// the STACKIT SDK's default credential discovery (workload identity
+// federation, then the key flow). An entry sets at most one kind of login:
+// key flow fields, federation fields, or a robot account file.
 type RegistryConfig struct {
+	// Key flow.
 	ServiceAccountKeyPath string `json:"serviceAccountKeyPath,omitempty"`
 	PrivateKeyPath        string `json:"privateKeyPath,omitempty"`
 	TokenEndpoint         string `json:"tokenEndpoint,omitempty"`
-	Username              string `json:"username,omitempty"`
+	// Workload identity federation.
+	ServiceAccountEmail string `json:"serviceAccountEmail,omitempty"`
+	FederatedTokenFile  string `json:"federatedTokenFile,omitempty"`
+	IDPTokenEndpoint    string `json:"idpTokenEndpoint,omitempty"`
+	// Username overrides the login name of either service account flow.
+	Username string `json:"username,omitempty"`
+	// RobotAccountPath is a Harbor or Quay robot account file; the login
+	// is the robot's own name and secret, read from the file on every get.
+	RobotAccountPath string `json:"robotAccountPath,omitempty"`
 }
 
 func (r RegistryConfig) overrides() tokensource.Overrides {
@@ -42,7 +53,73 @@ func (r RegistryConfig) overrides() tokensource.Overrides {
 		ServiceAccountKeyPath: r.ServiceAccountKeyPath,
 		PrivateKeyPath:        r.PrivateKeyPath,
 		TokenEndpoint:         r.TokenEndpoint,
+		ServiceAccountEmail:   r.ServiceAccountEmail,
+		FederatedTokenFile:    r.FederatedTokenFile,
+		IDPTokenEndpoint:      r.IDPTokenEndpoint,
 	}
+}
+
+// setFields names the entry's set fields by their JSON names, in the
+// struct's order, for error messages.
+func (r RegistryConfig) setFields() (key, federation []string, username bool) {
+	for _, f := range []struct{ name, value string }{
+		{"serviceAccountKeyPath", r.ServiceAccountKeyPath}, {"privateKeyPath", r.PrivateKeyPath}, {"tokenEndpoint", r.TokenEndpoint},
+	} {
+		if f.value != "" {
+			key = append(key, f.name)
+		}
+	}
+	for _, f := range []struct{ name, value string }{
+		{"serviceAccountEmail", r.ServiceAccountEmail}, {"federatedTokenFile", r.FederatedTokenFile}, {"idpTokenEndpoint", r.IDPTokenEndpoint},
+	} {
+		if f.value != "" {
+			federation = append(federation, f.name)
+		}
+	}
+	return key, federation, r.Username != ""
+}
+
+// validate checks one entry; name is the key as written in the file.
+func (r RegistryConfig) validate(name string) error {
+	at := "registries." + name
+	key, federation, username := r.setFields()
+	if r.RobotAccountPath != "" {
+		others := append(append([]string(nil), key...), federation...)
+		if username {
+			others = append(others, "username")
+		}
+		if len(others) > 0 {
+			return fmt.Errorf("%s: robotAccountPath cannot be combined with %s; a robot account file is a complete login (its name and secret), so remove one of them", at, strings.Join(others, ", "))
+		}
+		if !filepath.IsAbs(r.RobotAccountPath) {
+			return fmt.Errorf("%s.robotAccountPath: %q is not an absolute path; write the full path, e.g. /etc/docker-credential-stackit/robot.json", at, r.RobotAccountPath)
+		}
+	}
+	if len(key) > 0 && len(federation) > 0 {
+		return fmt.Errorf("%s: %s (key flow) and %s (workload identity federation) are two different logins; keep the fields of one", at, key[0], federation[0])
+	}
+	if r.Username == "<token>" {
+		return fmt.Errorf("%s.username: <token> is reserved by Docker for identity tokens", at)
+	}
+	if r.TokenEndpoint != "" {
+		if err := tokensource.CheckEndpoint(r.TokenEndpoint); err != nil {
+			return fmt.Errorf("%s.tokenEndpoint: %w", at, err)
+		}
+	}
+	if r.IDPTokenEndpoint != "" {
+		if err := tokensource.CheckEndpoint(r.IDPTokenEndpoint); err != nil {
+			return fmt.Errorf("%s.idpTokenEndpoint: %w", at, err)
+		}
+	}
+	if r.ServiceAccountEmail != "" {
+		if err := tokensource.CheckServiceAccountEmail(r.ServiceAccountEmail); err != nil {
+			return fmt.Errorf("%s.serviceAccountEmail: %w", at, err)
+		}
+	}
+	if r.FederatedTokenFile != "" && !filepath.IsAbs(r.FederatedTokenFile) {
+		return fmt.Errorf("%s.federatedTokenFile: %q is not an absolute path; write the full path", at, r.FederatedTokenFile)
+	}
+	return nil
 }
 
 // LoadConfig reads the config file at path. A missing file is an empty
@@ -77,13 +154,8 @@ func ParseConfig(data []byte) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("registries: %q is not a registry host", name)
 		}
-		if entry.Username == "<token>" {
-			return nil, fmt.Errorf("registries.%s.username: <token> is reserved by Docker for identity tokens", name)
-		}
-		if entry.TokenEndpoint != "" {
-			if err := tokensource.CheckEndpoint(entry.TokenEndpoint); err != nil {
-				return nil, fmt.Errorf("registries.%s.tokenEndpoint: %w", name, err)
-			}
+		if err := entry.validate(name); err != nil {
+			return nil, err
 		}
 		cfg.Registries[host] = entry
 	}

@@ -33,6 +33,8 @@ type Helper struct {
 	Debug  bool
 	// HTTPClient is used for token requests; nil means the default client.
 	HTTPClient *http.Client
+	// Now defaults to time.Now; tests move it to check robot expiry.
+	Now func() time.Time
 
 	hosts map[string]RegistryConfig
 }
@@ -122,37 +124,147 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 		return &Credential{Host: host, Username: login.Username, Secret: login.Secret, Source: "stored login (docker login)"}, nil
 	}
 
-	flow, err := h.keyFlow(entry)
+	m, err := h.method(entry)
+	if m != nil && m.choice.Reason != "" {
+		h.debugf("get %s: chose %s: %s", host, m.choice.Flow, m.choice.Reason)
+	}
 	if errors.Is(err, tokensource.ErrNoCredentials) {
-		h.warnf("no credentials for %s: %v; pulling anonymously", host, err)
+		why := "not configured"
+		if m != nil && m.choice.Reason != "" {
+			why = m.choice.Reason
+		}
+		h.warnf("no credentials for %s: %v; workload identity federation not used either: %s; pulling anonymously", host, err, why)
 		return nil, errNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
+	if m.robotPath != "" {
+		return h.robotCredential(host, m.robotPath, start)
+	}
 	username := entry.Username
 	if username == "" {
-		username = flow.Username()
+		username = m.flow.Username()
 	}
-	src := h.Cache.TokenSource(flow.CacheKey(), flow.Username()+" via "+flow.Endpoint, flow)
+	src := h.Cache.TokenSource(m.flow.CacheKey(), m.flow.Username()+" via "+m.endpoint, m.flow)
 	tok, err := src.Token(ctx)
 	if err != nil {
-		h.debugf("get %s: source=%s endpoint=%s cache=%s failed after %s", host, flow.KeySource, flow.Endpoint, src.Last, since(start))
+		h.debugf("get %s: source=%s endpoint=%s cache=%s failed after %s", host, m.source, m.endpoint, src.Last, since(start))
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
-	h.debugf("get %s: source=%s user=%s kid=%s endpoint=%s (%s) cache=%s expires=%s took=%s",
-		host, flow.KeySource, username, flow.Key.Credentials.Kid, flow.Endpoint, flow.EndpointSource, src.Last,
+	h.debugf("get %s: source=%s user=%s %s endpoint=%s (%s) cache=%s expires=%s took=%s",
+		host, m.source, username, m.identity, m.endpoint, m.endpointSource, src.Last,
 		tok.Expiry.Local().Format(time.RFC3339), since(start))
-	return &Credential{Host: host, Username: username, Secret: tok.AccessToken, Expiry: tok.Expiry, Source: flow.KeySource}, nil
+	return &Credential{Host: host, Username: username, Secret: tok.AccessToken, Expiry: tok.Expiry, Source: m.source}, nil
 }
 
-func (h *Helper) keyFlow(entry RegistryConfig) (*tokensource.KeyFlow, error) {
-	flow, err := tokensource.NewKeyFlow(h.Env, entry.overrides())
+// tokenFlow is a service account flow: the key flow or workload identity
+// federation. Both are cached the same way.
+type tokenFlow interface {
+	tokensource.TokenSource
+	Username() string
+	CacheKey() string
+}
+
+// method is how one registry entry logs in: a robot account file, or a
+// service account flow chosen by tokensource.ChooseFlow.
+type method struct {
+	robotPath string
+
+	choice tokensource.Choice
+	flow   tokenFlow
+	// source says where the credentials come from, identity which account
+	// (key id or email), for the debug log. Neither holds a secret.
+	source         string
+	identity       string
+	endpoint       string
+	endpointSource string
+}
+
+// method resolves entry to its login method without reading any secret:
+// key files are parsed, but private keys, federated tokens and robot files
+// are read only when a credential is actually needed.
+func (h *Helper) method(entry RegistryConfig) (*method, error) {
+	if entry.RobotAccountPath != "" {
+		return &method{robotPath: entry.RobotAccountPath, source: "robot account file " + entry.RobotAccountPath}, nil
+	}
+	o := entry.overrides()
+	c, err := tokensource.ChooseFlow(h.Env, o, tokensource.FileExists)
 	if err != nil {
 		return nil, err
 	}
-	flow.HTTPClient = h.HTTPClient
-	return flow, nil
+	m := &method{choice: c}
+	if c.Flow == tokensource.FlowFederation {
+		w, err := tokensource.NewWorkloadIdentity(h.Env, o, c)
+		if err != nil {
+			return m, err
+		}
+		w.HTTPClient = h.HTTPClient
+		if gh, ok := w.Federated.(*tokensource.GitHubOIDC); ok {
+			gh.HTTPClient = h.HTTPClient
+		}
+		m.flow = w
+		m.source = "workload identity federation with the token from " + w.Federated.String()
+		m.identity = "email from " + w.EmailSource
+		m.endpoint, m.endpointSource = w.Endpoint, w.EndpointSource
+		return m, nil
+	}
+	k, err := tokensource.NewKeyFlow(h.Env, o)
+	if err != nil {
+		return m, err
+	}
+	k.HTTPClient = h.HTTPClient
+	m.flow = k
+	m.source = k.KeySource
+	m.identity = "kid=" + k.Key.Credentials.Kid
+	m.endpoint, m.endpointSource = k.Endpoint, k.EndpointSource
+	return m, nil
+}
+
+// username is the login `get` would return for entry, without network.
+func (h *Helper) username(entry RegistryConfig) (string, error) {
+	if entry.Username != "" {
+		return entry.Username, nil
+	}
+	m, err := h.method(entry)
+	if err != nil {
+		return "", err
+	}
+	if m.robotPath != "" {
+		r, err := readRobotAccount(m.robotPath)
+		if err != nil {
+			return "", err
+		}
+		return r.Name, nil
+	}
+	return m.flow.Username(), nil
+}
+
+// robotCredential answers from a robot account file, read fresh: each get
+// is a new process, so a replaced file is picked up at once, and the
+// secret is never copied into the cache or any config.
+func (h *Helper) robotCredential(host, path string, start time.Time) (*Credential, error) {
+	r, err := readRobotAccount(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", host, err)
+	}
+	if err := h.robotExpiry(host, path, r, h.now()); err != nil {
+		return nil, fmt.Errorf("%s: %w", host, err)
+	}
+	expires := "never"
+	if !r.ExpiresAt.IsZero() {
+		expires = r.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	h.debugf("get %s: source=robot account file %s (%s) user=%s expires=%s took=%s", host, path, r.Format, r.Name, expires, since(start))
+	return &Credential{Host: host, Username: r.Name, Secret: r.Secret, Expiry: r.ExpiresAt,
+		Source: "robot account file " + path + " (" + r.Format + ")"}, nil
+}
+
+func (h *Helper) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
 }
 
 // Add implements `docker login`. Logging in as the service account itself
@@ -172,14 +284,11 @@ func (h *Helper) Add(c *credentials.Credentials) error {
 	if c.Secret == "" {
 		return errors.New("the password is empty; log in with a robot secret, or use the service account email to let the helper mint tokens")
 	}
-	own := entry.Username
-	if own == "" {
-		if flow, err := h.keyFlow(entry); err == nil {
-			own = flow.Username()
-		}
-	}
+	own, _ := h.username(entry)
 	if own != "" && c.Username == own {
-		h.debugf("store %s: %s is the service account this helper logs in as; nothing stored", host, c.Username)
+		// Storing would copy a secret the helper already has a better
+		// source for (a fresh token, or the robot file), so don't.
+		h.debugf("store %s: %s is the account this helper logs in as; nothing stored", host, c.Username)
 		return h.logins().update(func(m map[string]Login) bool {
 			_, had := m[host]
 			delete(m, host)
@@ -211,10 +320,10 @@ func (h *Helper) Delete(serverURL string) error {
 	if err != nil {
 		return err
 	}
-	if flow, ferr := h.keyFlow(entry); ferr == nil {
+	if m, merr := h.method(entry); merr == nil && m.flow != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), getBudget)
 		defer cancel()
-		if derr := h.Cache.Drop(ctx, flow.CacheKey()); derr != nil {
+		if derr := h.Cache.Drop(ctx, m.flow.CacheKey()); derr != nil {
 			h.debugf("erase %s: could not drop the cached token: %v", host, derr)
 		}
 	}
@@ -238,15 +347,13 @@ func (h *Helper) List() (map[string]string, error) {
 		switch {
 		case logins[host].Username != "":
 			out[host] = logins[host].Username
-		case entry.Username != "":
-			out[host] = entry.Username
 		default:
-			flow, err := h.keyFlow(entry)
+			user, err := h.username(entry)
 			if err != nil {
 				h.debugf("list %s: %v", host, err)
 				continue
 			}
-			out[host] = flow.Username()
+			out[host] = user
 		}
 	}
 	return out, nil

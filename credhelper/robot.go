@@ -1,0 +1,289 @@
+package credhelper
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
+)
+
+// Robot account formats ParseRobotAccount understands.
+const (
+	RobotFormatHarbor = "Harbor"
+	RobotFormatQuay   = "Quay"
+)
+
+// robotExpiryWarning is how long before expiry a Harbor robot starts to
+// be warned about, and robotWarnEvery how often at most.
+const (
+	robotExpiryWarning = 7 * 24 * time.Hour
+	robotWarnEvery     = 24 * time.Hour
+	// maxRobotFile bounds the read: a robot file is a few hundred bytes.
+	maxRobotFile = 64 << 10
+)
+
+// RobotAccount is a registry robot account with static credentials, read
+// from the file its registry exported. Robots not linked to a service
+// account keep working this way without their secret in any config.
+type RobotAccount struct {
+	// Name is the login, byte for byte: Harbor's robot$project+name or
+	// Quay's org+name. Shells mangle the $; we never pass it through one.
+	Name   string
+	Secret string
+	// ExpiresAt is zero when the robot never expires.
+	ExpiresAt time.Time
+	// Format is RobotFormatHarbor or RobotFormatQuay.
+	Format string
+}
+
+// robotFile is the union of Harbor's "export to file" JSON and Quay's
+// robot JSON. Other fields (creation_time, id, description, ...) are
+// ignored, because both registries add fields over time.
+type robotFile struct {
+	Name      *string         `json:"name"`
+	Secret    *string         `json:"secret"`
+	Token     *string         `json:"token"`
+	ExpiresAt json.RawMessage `json:"expires_at"`
+	Auths     json.RawMessage `json:"auths"`
+}
+
+// ParseRobotAccount decodes a Harbor robot export
+// ({"name","secret","expires_at",...}, expires_at in Unix seconds, -1 for
+// never) or a Quay robot ({"name","token",...}). It is pure: no clock, no
+// files, so that it can be fuzzed. Errors never contain the secret.
+func ParseRobotAccount(data []byte) (*RobotAccount, error) {
+	var f robotFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("not a robot account JSON object (%s); expected Harbor's export {\"name\": \"robot$project+ci\", \"secret\": \"…\"} or Quay's {\"name\": \"org+ci\", \"token\": \"…\"}", robotJSONError(err))
+	}
+	if dec.More() {
+		return nil, errors.New("more than one JSON value; a robot account file holds one object")
+	}
+	if f.Name == nil && f.Secret == nil && f.Token == nil && len(f.Auths) > 0 {
+		return nil, errors.New(`this is a Docker config with "auths", not a robot account; download the robot's JSON instead (Harbor: Export to file; Quay: the robot's JSON view)`)
+	}
+	if f.Name == nil || *f.Name == "" {
+		return nil, errors.New(`no "name"; expected the robot's login, e.g. robot$project+ci`)
+	}
+	name := *f.Name
+	if err := checkRobotName(name); err != nil {
+		return nil, err
+	}
+
+	r := &RobotAccount{Name: name}
+	switch {
+	case f.Secret != nil && f.Token != nil && *f.Secret != *f.Token:
+		return nil, errors.New(`both "secret" (Harbor) and "token" (Quay) are set and differ; keep the one the registry exported`)
+	case f.Secret != nil:
+		r.Secret, r.Format = *f.Secret, RobotFormatHarbor
+	case f.Token != nil:
+		r.Secret, r.Format = *f.Token, RobotFormatQuay
+	default:
+		return nil, fmt.Errorf(`robot %s has no "secret" (Harbor) or "token" (Quay); export the robot again with its secret`, name)
+	}
+	if r.Secret == "" {
+		return nil, fmt.Errorf("robot %s has an empty secret; refresh the secret in the registry and export it again", name)
+	}
+	if !utf8.ValidString(r.Secret) || strings.ContainsFunc(r.Secret, func(c rune) bool { return unicode.IsControl(c) || unicode.IsSpace(c) }) {
+		return nil, fmt.Errorf("robot %s has a secret with spaces or control characters, which no registry issues; export it again", name)
+	}
+
+	exp, err := parseExpiresAt(f.ExpiresAt)
+	if err != nil {
+		return nil, fmt.Errorf("robot %s: %w", name, err)
+	}
+	r.ExpiresAt = exp
+	return r, nil
+}
+
+// checkRobotName accepts any printable name, byte for byte, and rejects
+// what would break the protocol or is reserved by Docker.
+func checkRobotName(name string) error {
+	switch {
+	case !utf8.ValidString(name):
+		return errors.New(`"name" is not valid UTF-8`)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return errors.New(`"name" contains control characters; expected e.g. robot$project+ci`)
+	case strings.TrimSpace(name) != name:
+		return errors.New(`"name" starts or ends with spaces; expected e.g. robot$project+ci`)
+	case name == "<token>":
+		return errors.New(`"name" is <token>, which Docker reserves for identity tokens`)
+	case len(name) > 255:
+		return errors.New(`"name" is longer than 255 bytes; expected e.g. robot$project+ci`)
+	}
+	return nil
+}
+
+// parseExpiresAt reads Harbor's expires_at: Unix seconds, -1 for never.
+// Absent or null (Quay) also means never. A numeric string is tolerated,
+// as tools that rewrite JSON sometimes quote numbers.
+func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return time.Time{}, errors.New(`"expires_at" is not a number; Harbor writes Unix seconds, or -1 for never`)
+	}
+	secs, err := n.Int64()
+	if err != nil {
+		// Tolerate 1628949525.0 from tools that rewrite the JSON.
+		f, ferr := n.Float64()
+		if ferr != nil || f != math.Trunc(f) || f > math.MaxInt64 || f < math.MinInt64 {
+			return time.Time{}, errors.New(`"expires_at" is not a whole number of seconds; Harbor writes Unix seconds, or -1 for never`)
+		}
+		secs = int64(f)
+	}
+	switch {
+	case secs == -1:
+		return time.Time{}, nil
+	case secs <= 0:
+		return time.Time{}, fmt.Errorf(`"expires_at" is %d; Harbor writes Unix seconds, or -1 for never`, secs)
+	case secs > 253402300799: // 9999-12-31: beyond that the date is garbage
+		return time.Time{}, fmt.Errorf(`"expires_at" %d is after the year 9999; Harbor writes Unix seconds, not milliseconds`, secs)
+	}
+	return time.Unix(secs, 0).UTC(), nil
+}
+
+func robotJSONError(err error) string {
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return fmt.Sprintf("the file holds a JSON %s", typeErr.Value)
+	case errors.As(err, &typeErr):
+		return fmt.Sprintf("field %q must be a %s, not a %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "empty or truncated"
+	default:
+		return "malformed"
+	}
+}
+
+// readRobotAccount reads and parses the robot file at path. It is read on
+// every get (each get is a new process), so a replaced file takes effect at
+// once and its secret is never copied anywhere.
+func readRobotAccount(path string) (*RobotAccount, error) {
+	data, err := readBounded(path, maxRobotFile)
+	if err != nil {
+		return nil, fmt.Errorf("read robot account file %s: %s; fix robotAccountPath in the helper config (%s)", path, describeReadError(err), EnvConfig)
+	}
+	r, err := ParseRobotAccount(data)
+	if err != nil {
+		return nil, fmt.Errorf("robot account file %s: %w", path, err)
+	}
+	return r, nil
+}
+
+var errTooLarge = errors.New("too large")
+
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, errTooLarge
+	}
+	return data, nil
+}
+
+func describeReadError(err error) string {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "file not found"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case errors.Is(err, errTooLarge):
+		return "larger than 64 KiB, so it is not a robot account file"
+	case errors.As(err, &pe):
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// robotExpiry checks a robot's expiry at now: expired is an error, and
+// within robotExpiryWarning it warns, at most once per robotWarnEvery.
+func (h *Helper) robotExpiry(host, path string, r *RobotAccount, now time.Time) error {
+	if r.ExpiresAt.IsZero() {
+		return nil
+	}
+	date := r.ExpiresAt.UTC().Format(time.RFC3339)
+	if !now.Before(r.ExpiresAt) {
+		return fmt.Errorf("robot account %s (%s) expired on %s; refresh its secret in %s (Robot Accounts, Refresh Secret), export it to %s again, or remove robotAccountPath for %s from the helper config",
+			r.Name, path, date, r.Format, path, host)
+	}
+	left := r.ExpiresAt.Sub(now)
+	if left > robotExpiryWarning {
+		return nil
+	}
+	h.warnOncePerDay("robot-"+cache.FileName(path+"\x00"+r.Name)+".warned", now,
+		"robot account %s (%s) expires on %s, in %s; refresh its secret in %s and export it to %s again",
+		r.Name, path, date, roughDuration(left), r.Format, path)
+	return nil
+}
+
+// warnOncePerDay prints a warning unless the marker file in the cache dir
+// says it was printed less than a day ago. If the cache dir is unusable it
+// warns every time: a repeated warning beats a missed one or a failed get.
+func (h *Helper) warnOncePerDay(marker string, now time.Time, format string, args ...any) {
+	dir := ""
+	if h.Cache != nil {
+		dir = h.Cache.Dir
+	}
+	if dir == "" {
+		h.warnf(format, args...)
+		return
+	}
+	path := filepath.Join(dir, marker)
+	if data, err := os.ReadFile(path); err == nil {
+		last, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
+		// A marker from the future (clock moved back) does not silence us.
+		if perr == nil && !now.Before(last) && now.Sub(last) < robotWarnEvery {
+			h.debugf("expiry warning already shown at %s (marker %s)", last.Local().Format(time.RFC3339), path)
+			return
+		}
+	}
+	h.warnf(format, args...)
+	if err := ensureDir(dir); err != nil {
+		h.debugf("cannot keep the warning marker in %s (%v); the warning will repeat", dir, err)
+		return
+	}
+	if err := atomicfile.Write(path, []byte(now.UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		h.debugf("cannot write the warning marker %s (%v); the warning will repeat", path, err)
+	}
+}
+
+// roughDuration says how long is left in words a human reads at a glance.
+func roughDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%d minutes", int(math.Ceil(d.Minutes())))
+	}
+}
