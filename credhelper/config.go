@@ -21,6 +21,11 @@ const (
 	EnvConfig     = "DOCKER_CREDENTIAL_STACKIT_CONFIG"
 	EnvCacheDir   = "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR"
 	EnvDebug      = "DOCKER_CREDENTIAL_STACKIT_DEBUG"
+	// EnvTimeout bounds one get (default and maximum 45s).
+	EnvTimeout = "DOCKER_CREDENTIAL_STACKIT_TIMEOUT"
+	// EnvRetryBudget bounds the time spent retrying transient token
+	// endpoint failures (default 15s; 0 disables retries).
+	EnvRetryBudget = "DOCKER_CREDENTIAL_STACKIT_RETRY_BUDGET"
 )
 
 // Config is the helper's own config file.
