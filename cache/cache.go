@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -219,12 +220,29 @@ func (c *Cache) ensureDir() error {
 }
 
 func (c *Cache) read(name string) (*Entry, error) {
-	data, err := os.ReadFile(filepath.Join(c.Dir, name+entrySuffix))
+	f, err := os.Open(filepath.Join(c.Dir, name+entrySuffix))
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	// Entries hold bearer tokens: a copy or restore that loosened the mode
+	// is tightened on sight, together with the directory.
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		_ = f.Chmod(0o600)
+		_ = c.ensureDir()
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxEntrySize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxEntrySize {
+		return nil, errors.New("entry larger than 64 KiB")
+	}
 	return DecodeEntry(data)
 }
+
+// maxEntrySize bounds an entry read; real ones are well under 4 KiB.
+const maxEntrySize = 64 << 10
 
 // DecodeEntry parses a cache file. Anything unexpected is an error so the
 // caller replaces the entry.

@@ -271,3 +271,23 @@ func TestNoDirMeansNoCache(t *testing.T) {
 	}
 	assert.EqualValues(t, 2, src.calls.Load())
 }
+
+func TestLooseEntryPermissionsAreTightened(t *testing.T) {
+	c, _ := newCache(t)
+	src := &countingSource{lifetime: time.Hour}
+	_, err := c.TokenSource("id", "", src).Token(context.Background())
+	require.NoError(t, err)
+	path := filepath.Join(c.Dir, FileName("id")+".json")
+	require.NoError(t, os.Chmod(path, 0o644))
+	require.NoError(t, os.Chmod(c.Dir, 0o755))
+
+	_, err = c.TokenSource("id", "", src).Token(context.Background())
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, src.calls.Load(), "still a hit")
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	di, err := os.Stat(c.Dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
+}

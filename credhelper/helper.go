@@ -175,6 +175,9 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 	}
 	src := h.Cache.TokenSource(flow.CacheKey(), flow.Username()+" via "+flow.Endpoint, tokensource.WithRetry(flow, retry))
 	tok, err := src.Token(ctx)
+	for _, w := range flow.Warnings {
+		h.warnf("%s", w)
+	}
 	if err != nil {
 		h.debugf("get %s: source=%s endpoint=%s cache=%s failed after %s", host, flow.KeySource, flow.Endpoint, src.Last, since(start))
 		return nil, fmt.Errorf("%s: %w", host, err)

@@ -34,9 +34,15 @@ type KeyFlow struct {
 	// Now defaults to time.Now.
 	Now func() time.Time
 
+	// Warnings are things the user should fix, such as a key file others
+	// can read; the caller shows them.
+	Warnings []string
+
 	privateKey setting
 	lookup     *lookup
 }
+
+func (k *KeyFlow) warn(msg string) { k.Warnings = append(k.Warnings, msg) }
 
 // NewKeyFlow discovers the service account key: the overrides first, then
 // STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY and the
@@ -51,7 +57,9 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 	if keySetting.value == "" {
 		return nil, ErrNoCredentials
 	}
-	data, err := keySetting.load("service account key", "set "+EnvServiceAccountKeyPath+" to the key JSON STACKIT issued")
+	var warnings []string
+	data, err := keySetting.load("service account key", "set "+EnvServiceAccountKeyPath+" to the key JSON STACKIT issued",
+		func(w string) { warnings = append(warnings, w) })
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +74,7 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 		return nil, fmt.Errorf("read %s: %w", where, err)
 	}
 
-	k := &KeyFlow{Key: key, KeySource: keySetting.describe(), lookup: l}
+	k := &KeyFlow{Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings}
 	switch {
 	case o.TokenEndpoint != "":
 		k.Endpoint, k.EndpointSource = o.TokenEndpoint, "tokenEndpoint in the helper config"
@@ -147,7 +155,7 @@ func (k *KeyFlow) loadPrivateKey() (*rsa.PrivateKey, error) {
 		}
 		s = setting{value: k.Key.Credentials.PrivateKey, source: "credentials.privateKey in the key"}
 	}
-	data, err := s.load("private key", "set "+EnvPrivateKeyPath+" to the PEM private key")
+	data, err := s.load("private key", "set "+EnvPrivateKeyPath+" to the PEM private key", k.warn)
 	if err != nil {
 		return nil, err
 	}
