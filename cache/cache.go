@@ -131,13 +131,43 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 		return tok, Hit, nil
 	}
 
-	unlock, err := c.lock(ctx, name)
-	if err != nil {
+	if err := c.ensureDir(); err != nil {
 		c.debugf("cache: %v; fetching without the cache", err)
 		return c.fetchOrStale(ctx, src, cached)
 	}
-	defer unlock()
+	fl := flock.New(filepath.Join(c.Dir, name+lockSuffix), flock.SetPermissions(0o600))
+	deadline := time.Now().Add(c.lockTimeout())
+	for {
+		locked, err := fl.TryLock()
+		if err != nil {
+			_ = fl.Close()
+			c.debugf("cache: lock %s: %v; fetching without the cache", fl.Path(), err)
+			return c.fetchOrStale(ctx, src, cached)
+		}
+		if locked {
+			defer func() { _ = fl.Unlock(); _ = fl.Close() }()
+			return c.fetchAndStore(ctx, name, description, src)
+		}
+		// Another process is fetching. Wait for it with a shared lock,
+		// which the kernel grants to all waiters the moment the fetcher
+		// lets go, instead of polling.
+		if !waitShared(ctx, fl, deadline) {
+			c.debugf("cache: lock %s not released within %s; fetching without the cache", fl.Path(), c.lockTimeout())
+			return c.fetchOrStale(ctx, src, cached)
+		}
+		cached, _ = c.read(name)
+		_ = fl.Unlock()
+		if tok := cached.token(); tok.Reusable(c.now()) {
+			_ = fl.Close()
+			return tok, HitLocked, nil
+		}
+		// The other fetch failed; try to become the fetcher ourselves.
+	}
+}
 
+// fetchAndStore runs under the exclusive lock: re-read, fetch only if the
+// entry is still stale, publish.
+func (c *Cache) fetchAndStore(ctx context.Context, name, description string, src tokensource.TokenSource) (*tokensource.Token, Result, error) {
 	cached, readErr := c.read(name)
 	if tok := cached.token(); tok.Reusable(c.now()) {
 		return tok, HitLocked, nil
@@ -155,6 +185,37 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 	}
 	c.prune(name)
 	return tok, Fetched, nil
+}
+
+// waitShared blocks until fl is share-locked, ctx ends or deadline passes.
+// On failure it hands fl to the waiting goroutine, which releases and
+// closes it if the lock is granted later, so a long-lived process embedding
+// this package never keeps a stray lock.
+func waitShared(ctx context.Context, fl *flock.Flock, deadline time.Time) bool {
+	granted := make(chan error, 1)
+	go func() { granted <- fl.RLock() }()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case err := <-granted:
+		return err == nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	go func() {
+		if <-granted == nil {
+			_ = fl.Unlock()
+		}
+		_ = fl.Close()
+	}()
+	return false
+}
+
+func (c *Cache) lockTimeout() time.Duration {
+	if c.LockTimeout > 0 {
+		return c.LockTimeout
+	}
+	return defaultLockTimeout
 }
 
 // fetchOrStale fetches a token; if that fails and the cache still holds one
@@ -178,10 +239,7 @@ func (c *Cache) lock(ctx context.Context, name string) (func(), error) {
 	if err := c.ensureDir(); err != nil {
 		return nil, err
 	}
-	timeout := c.LockTimeout
-	if timeout <= 0 {
-		timeout = defaultLockTimeout
-	}
+	timeout := c.lockTimeout()
 	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	fl := flock.New(filepath.Join(c.Dir, name+lockSuffix), flock.SetPermissions(0o600))
