@@ -145,8 +145,14 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 			return c.fetchOrStale(ctx, src, cached)
 		}
 		if locked {
-			defer func() { _ = fl.Unlock(); _ = fl.Close() }()
-			return c.fetchAndStore(ctx, name, description, src)
+			tok, res, err := c.fetchAndStore(ctx, name, description, src)
+			_ = fl.Unlock()
+			_ = fl.Close()
+			if res == Fetched {
+				// Pruning is housekeeping: do it after the waiters are free.
+				c.prune(name)
+			}
+			return tok, res, err
 		}
 		// Another process is fetching. Wait for it with a shared lock,
 		// which the kernel grants to all waiters the moment the fetcher
@@ -183,7 +189,6 @@ func (c *Cache) fetchAndStore(ctx context.Context, name, description string, src
 		c.debugf("cache: could not store the token: %v", err)
 		return tok, Uncached, nil
 	}
-	c.prune(name)
 	return tok, Fetched, nil
 }
 

@@ -182,9 +182,12 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 		h.debugf("get %s: source=%s endpoint=%s cache=%s failed after %s", host, flow.KeySource, flow.Endpoint, src.Last, since(start))
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
-	h.debugf("get %s: source=%s user=%s kid=%s endpoint=%s (%s) cache=%s expires=%s took=%s",
-		host, flow.KeySource, username, flow.Key.Credentials.Kid, flow.Endpoint, flow.EndpointSource, src.Last,
-		tok.Expiry.Local().Format(time.RFC3339), since(start))
+	if h.Debug {
+		// Formatting in local time loads the zone database: only when asked.
+		h.debugf("get %s: source=%s user=%s kid=%s endpoint=%s (%s) cache=%s expires=%s took=%s",
+			host, flow.KeySource, username, flow.Key.Credentials.Kid, flow.Endpoint, flow.EndpointSource, src.Last,
+			tok.Expiry.Local().Format(time.RFC3339), since(start))
+	}
 	return &Credential{Host: host, Username: username, Secret: tok.AccessToken, Expiry: tok.Expiry, Source: flow.KeySource}, nil
 }
 

@@ -103,6 +103,7 @@ func (k *KeyFlow) CacheKey() string {
 
 // Token signs a fresh assertion and exchanges it at the token endpoint.
 func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
+	preloadSystemRoots(k.HTTPClient)
 	priv, err := k.loadPrivateKey()
 	if err != nil {
 		return nil, err
