@@ -361,3 +361,36 @@ func TestBadTimeoutSettings(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, getBudget, total, "capped at 45s")
 }
+
+func TestReviewRegressions(t *testing.T) {
+	t.Run("setting names are case-sensitive", func(t *testing.T) {
+		_, err := ParseConfig([]byte(`{"registries": {"x.example.com": {"serviceAccountKeypath": "/k"}}}`))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `"serviceAccountKeypath" must be spelt "serviceAccountKeyPath"`)
+		_, err = ParseConfig([]byte(`{"Registries": {}}`))
+		require.Error(t, err)
+	})
+	t.Run("a bad timeout never breaks foreign hosts", func(t *testing.T) {
+		f := newFixture(t)
+		f.env[EnvTimeout] = "soon"
+		_, _, err := f.helper().Get("docker.io")
+		assert.True(t, credentials.IsErrCredentialsNotFound(err), "%v", err)
+	})
+	t.Run("a registry's own key ignores the default private key", func(t *testing.T) {
+		f := newFixture(t)
+		other := f.srv.NewAccount(t, "team-sa@sa.stackit.cloud")
+		// The default account's key lives outside its key file.
+		f.env[tokensource.EnvServiceAccountKeyPath] = f.acct.WriteKeyFile(t, t.TempDir(), false)
+		f.env[tokensource.EnvPrivateKeyPath] = filepath.Join(f.dir, "default.pem")
+		require.NoError(t, os.WriteFile(f.env[tokensource.EnvPrivateKeyPath], f.acct.PrivateKeyPEM, 0o600))
+		require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
+		require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries": {"team.example.com": {"serviceAccountKeyPath": "`+other.WriteKeyFile(t, f.dir, true)+`"}}}`), 0o600))
+		user, secret, err := f.helper().Get("team.example.com")
+		require.NoError(t, err)
+		assert.Equal(t, "team-sa@sa.stackit.cloud", user)
+		assert.True(t, f.srv.Valid(user, secret))
+		user, secret, err = f.helper().Get(DefaultRegistry)
+		require.NoError(t, err)
+		assert.True(t, f.srv.Valid(user, secret))
+	})
+}

@@ -89,6 +89,12 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 		return nil, fmt.Errorf("token endpoint from %s: %w", k.EndpointSource, err)
 	}
 	k.privateKey = setting{value: o.PrivateKeyPath, source: "privateKeyPath in the helper config", isPath: true}
+	if o.ServiceAccountKeyPath != "" {
+		// A registry with its own service account must not pick up the
+		// default account's STACKIT_PRIVATE_KEY_PATH: only its own
+		// privateKeyPath or the key's embedded private key belong to it.
+		k.lookup = nil
+	}
 	return k, nil
 }
 
