@@ -30,8 +30,11 @@ lint:
 	go vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+# Go benchmarks of the hot functions, then the process-level benchmark
+# (warm, cold and storm against floor programs; see internal/procbench).
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+	go test -tags procbench -run TestProcessBench -count=1 -v -timeout 30m ./internal/procbench
 
 install:
 	./install.sh
