@@ -73,8 +73,16 @@ func ConfigureDocker(args []string, env tokensource.Env, helperConfigPath string
 		fmt.Fprintf(stderr, "%s: %s already uses %s for %s; nothing changed\n", Name, dockerPath, Name, strings.Join(hosts, ", "))
 	}
 
+	// Explicitly named registries are made permanent in the helper config.
+	// A bare run only configures Docker for what is already served, so
+	// hosts that come from DOCKER_CREDENTIAL_STACKIT_REGISTRIES stay tied to
+	// that variable.
+	explicit := fs.NFlag() > 0
 	added := false
 	for _, h := range hosts {
+		if !explicit {
+			break
+		}
 		if _, ok := helperCfg.Registries[h]; !ok && h != DefaultRegistry {
 			helperCfg.Registries[h] = RegistryConfig{}
 			added = true

@@ -119,3 +119,11 @@ func TestConfigureDockerErrors(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "set DOCKER_CONFIG")
 }
+
+func TestBareConfigureLeavesEnvHostsToTheEnv(t *testing.T) {
+	env, _ := configureEnv(t)
+	env[EnvRegistries] = "extra.example.com"
+	_, err := configure(t, env)
+	require.NoError(t, err)
+	assert.NoFileExists(t, env[EnvConfig], "hosts served by the variable are not copied into the helper config")
+}

@@ -262,7 +262,7 @@ func (h *Helper) warnOncePerDay(marker string, now time.Time, format string, arg
 		last, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
 		// A marker from the future (clock moved back) does not silence us.
 		if perr == nil && !now.Before(last) && now.Sub(last) < robotWarnEvery {
-			h.debugf("expiry warning already shown at %s (marker %s)", last.Local().Format(time.RFC3339), path)
+			h.debugf("expiry warning already shown at %s (marker %s)", last.UTC().Format(time.RFC3339), path)
 			return
 		}
 	}

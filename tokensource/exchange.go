@@ -2,6 +2,7 @@ package tokensource
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,17 @@ func NewHTTPClient() *http.Client {
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			return fmt.Errorf("token endpoint redirected to %s; set the final URL directly", req.URL.Redacted())
 		},
+	}
+}
+
+// preloadSystemRoots starts loading the system certificate pool on another
+// core. Go loads it lazily during the first handshake, about 15 ms for
+// Debian's 430 roots; started now, it overlaps with parsing the private key,
+// signing the assertion and dialing. Only the default client verifies with
+// the system pool, so a custom client skips this.
+func preloadSystemRoots(client *http.Client) {
+	if client == nil {
+		go func() { _, _ = x509.SystemCertPool() }()
 	}
 }
 
@@ -99,6 +111,16 @@ type rejectedError struct {
 	detail      string
 	kidNotFound bool
 	hints       flowHints
+	retryAfter  time.Duration
+}
+
+// unreachableError is a failure to get any HTTP answer; it may be transient.
+type unreachableError struct {
+	endpoint, reason, endpointVar string
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("token endpoint %s unreachable: %s; check the network, HTTPS_PROXY and %s", e.endpoint, e.reason, e.endpointVar)
 }
 
 func (e *rejectedError) Error() string {
@@ -140,7 +162,10 @@ func exchange(ctx context.Context, client *http.Client, endpoint string, form ur
 	req.Header.Set("User-Agent", "docker-credential-stackit")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("token endpoint %s unreachable: %s; check the network, HTTPS_PROXY and %s", endpoint, describeNetError(err), hints.endpointVar)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("token endpoint %s did not answer in time; check the network, HTTPS_PROXY and %s", endpoint, hints.endpointVar)
+		}
+		return nil, &unreachableError{endpoint: endpoint, reason: describeNetError(err), endpointVar: hints.endpointVar}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
@@ -152,7 +177,8 @@ func exchange(ctx context.Context, client *http.Client, endpoint string, form ur
 	}
 	if resp.StatusCode != http.StatusOK {
 		detail := scrub(string(body), form)
-		return nil, &rejectedError{endpoint: endpoint, status: resp.StatusCode, detail: detail, kidNotFound: mentionsUnknownKid(detail), hints: hints}
+		return nil, &rejectedError{endpoint: endpoint, status: resp.StatusCode, detail: detail, kidNotFound: mentionsUnknownKid(detail),
+			hints: hints, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now())}
 	}
 	tok, err := ParseTokenResponse(body, sent)
 	if err != nil {

@@ -358,7 +358,7 @@ type TokenFile struct {
 
 // FederatedToken implements FederatedTokenSource.
 func (f *TokenFile) FederatedToken(context.Context) (string, error) {
-	data, err := readSmallFile(f.Path)
+	data, _, err := readSmallFile(f.Path)
 	if err != nil {
 		return "", fmt.Errorf("read federated token %s (from %s): %s; write the CI job's OIDC token there, or point %s at it",
 			f.Path, f.Source, describeFileError(err), EnvFederatedTokenFile)
