@@ -324,3 +324,52 @@ func TestConfigEntryKinds(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRobotAccount: run with
+//
+//	go test -run '^$' -fuzz FuzzParseRobotAccount -fuzztime 3m ./credhelper
+func FuzzParseRobotAccount(f *testing.F) {
+	f.Add([]byte(`{"creation_time":"2021-08-04T13:58:45.934Z","expires_at":1628949525,"id":1,"name":"robot$proj+ci","secret":"SECRETSECRET1"}`))
+	f.Add([]byte(`{"name":"org+robot","created":"x","last_accessed":null,"description":"","token":"SECRETSECRET2"}`))
+	f.Add([]byte(`{"name":"robot$a","secret":"SECRETSECRET3","expires_at":-1}`))
+	f.Add([]byte(`{"name":"robot$a","secret":"SECRETSECRET4","expires_at":"1.5e3"}`))
+	f.Add([]byte(`{"auths":{"x":{"auth":"SECRETSECRET5"}}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseRobotAccount(data)
+		if err != nil {
+			msg := err.Error()
+			if strings.ContainsAny(msg, "\r\n") {
+				t.Fatalf("multi-line error: %q", msg)
+			}
+			var raw map[string]any
+			if json.Unmarshal(data, &raw) == nil {
+				name, _ := raw["name"].(string)
+				for _, field := range []string{"secret", "token"} {
+					if s, ok := raw[field].(string); ok && len(s) >= 8 && !strings.Contains(name, s) && strings.Contains(msg, s) {
+						t.Fatalf("error shows the %s: %q", field, msg)
+					}
+				}
+			}
+			return
+		}
+		if r.Name == "" || r.Secret == "" || (r.Format != RobotFormatHarbor && r.Format != RobotFormatQuay) {
+			t.Fatalf("accepted an incomplete robot: %+v", r)
+		}
+		if checkRobotName(r.Name) != nil || strings.ContainsAny(r.Secret, " \t\r\n") {
+			t.Fatalf("accepted a name or secret that breaks the protocol: %q", r.Name)
+		}
+		if !r.ExpiresAt.IsZero() && (r.ExpiresAt.Unix() <= 0 || r.ExpiresAt.Year() > 9999) {
+			t.Fatalf("implausible expiry %s", r.ExpiresAt)
+		}
+		// What get prints decodes to the same name and secret, byte for byte.
+		out, err := json.Marshal(credentials.Credentials{Username: r.Name, Secret: r.Secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back credentials.Credentials
+		if err := json.Unmarshal(out, &back); err != nil || back.Username != r.Name || back.Secret != r.Secret {
+			t.Fatalf("name or secret did not survive JSON: %q", r.Name)
+		}
+	})
+}

@@ -2,9 +2,11 @@ package credhelper
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,4 +209,24 @@ func TestPerRegistryFederationConfig(t *testing.T) {
 	_, _, err = f.helper().Get("team.example.com")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "team.example.com: read federated token "+tokenFile+" (from federatedTokenFile in the helper config): file not found")
+}
+
+func TestFederationRetriesATransientIdPFailure(t *testing.T) {
+	f := newFixture(t)
+	fed, tokenFile := f.withFederation(t)
+	federated := fed.WriteTokenFile(t, tokenFile)
+	var calls atomic.Int32
+	f.srv.Respond = func(w http.ResponseWriter, r *http.Request) bool {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}
+	user, secret, err := f.helper().Get(DefaultRegistry)
+	require.NoError(t, err)
+	assert.Equal(t, wifEmail, user)
+	assert.True(t, f.srv.Valid(wifEmail, secret))
+	assert.Equal(t, 2, f.srv.IdPRequests(), "one 503, then success")
+	assert.Equal(t, []string{federated}, f.srv.Assertions(), "the retry re-read the file and sent its token")
 }
