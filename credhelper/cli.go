@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 
-	"github.com/adrg/xdg"
 	"github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
@@ -90,27 +88,39 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 }
 
 // NewHelper builds a Helper from the environment: XDG directories unless
-// the helper's own variables say otherwise.
+// the helper's own variables say otherwise, and system paths when HOME is
+// unset (see dirs.go).
 func NewHelper(env tokensource.Env, stderr io.Writer) *Helper {
+	return newHelper(env, stderr, "", currentPlatform())
+}
+
+// newHelper is NewHelper with a --cache-dir flag value and the platform
+// facts the defaults depend on.
+func newHelper(env tokensource.Env, stderr io.Writer, cacheDirFlag string, p platform) *Helper {
+	config := configPathChoice(env, p)
 	h := &Helper{
-		Env:        env,
-		ConfigPath: env(EnvConfig),
-		Stderr:     stderr,
-		Debug:      env(EnvDebug) != "" && env(EnvDebug) != "0" && !strings.EqualFold(env(EnvDebug), "false"),
+		Env:          env,
+		ConfigPath:   config.Path,
+		ConfigSource: config.Source,
+		Stderr:       stderr,
+		Debug:        env(EnvDebug) != "" && env(EnvDebug) != "0" && !strings.EqualFold(env(EnvDebug), "false"),
 	}
-	if h.ConfigPath == "" {
-		h.ConfigPath = filepath.Join(xdg.ConfigHome, Name, "config.json")
-	}
-	cacheDir := env(EnvCacheDir)
-	if cacheDir == "" {
-		cacheDir = filepath.Join(xdg.CacheHome, Name)
-	}
+	h.setCacheDir(cacheDirChoice(env, cacheDirFlag, p))
+	return h
+}
+
+// setCacheDir points the helper at a cache directory; an empty path
+// disables the cache.
+func (h *Helper) setCacheDir(c Choice) {
+	h.CacheSource = c.Source
 	h.Cache = &cache.Cache{
-		Dir:    cacheDir,
+		Dir:    c.Path,
 		Debugf: h.debugf,
 		Warnf:  h.warnf,
 	}
-	return h
+	if c.Path == "" {
+		h.debugf("token cache disabled: %s", c.Source)
+	}
 }
 
 func readStdin(stdin io.Reader) (string, error) {

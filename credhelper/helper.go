@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker-credential-helpers/credentials"
@@ -27,13 +28,24 @@ type Helper struct {
 	Env tokensource.Env
 	// ConfigPath is the helper's config file; stored logins live next to it.
 	ConfigPath string
-	Cache      *cache.Cache
+	// ConfigSource and CacheSource say why those paths were chosen, for
+	// doctor; empty when the caller set the paths itself.
+	ConfigSource string
+	CacheSource  string
+	Cache        *cache.Cache
 	// Stderr receives warnings and, with Debug, the debug log.
 	Stderr io.Writer
 	Debug  bool
 	// HTTPClient is used for token requests; nil means the default client.
 	HTTPClient *http.Client
+	// NoCredentialsIsError is for commands where a person named the host
+	// (token, doctor): no configured credentials is then an error that says
+	// what to set, not the quiet not-found of the Docker protocol.
+	NoCredentialsIsError bool
 
+	// mu guards hosts: in-process users (package stackitauthn) may call Get
+	// from many goroutines.
+	mu    sync.Mutex
 	hosts map[string]RegistryConfig
 }
 
@@ -62,6 +74,8 @@ func (h *Helper) lookupHost(serverURL string) (host string, entry RegistryConfig
 }
 
 func (h *Helper) allowed() (map[string]RegistryConfig, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.hosts != nil {
 		return h.hosts, nil
 	}
@@ -124,6 +138,9 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 
 	flow, err := h.keyFlow(entry)
 	if errors.Is(err, tokensource.ErrNoCredentials) {
+		if h.NoCredentialsIsError {
+			return nil, fmt.Errorf("%s: %w", host, err)
+		}
 		h.warnf("no credentials for %s: %v; pulling anonymously", host, err)
 		return nil, errNotFound
 	}
