@@ -53,6 +53,12 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 		fmt.Fprint(stderr, usage)
 		return 1
 	}
+	// Commands for people and the kubelet parse their own flags, which may
+	// change where the helper keeps its files.
+	switch args[0] {
+	case "kubelet":
+		return runKubelet(args[1:], env, stdin, stdout, stderr, currentPlatform())
+	}
 	h := NewHelper(env, stderr)
 	var err error
 	switch args[0] {
