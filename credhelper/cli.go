@@ -76,9 +76,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 	case "--help", "-h", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "configure-docker":
-		if err := ConfigureDocker(args[1:], env, h.ConfigPath, stderr); err != nil {
-			fmt.Fprintf(stderr, "%s: configure-docker: %s\n", Name, oneLine(err))
+	case "configure-docker", "configure-podman":
+		configure := ConfigureDocker
+		if args[0] == "configure-podman" {
+			configure = ConfigurePodman
+		}
+		if err := configure(args[1:], env, h.ConfigPath, stderr); err != nil {
+			fmt.Fprintf(stderr, "%s: %s: %s\n", Name, args[0], oneLine(err))
 			return 1
 		}
 		return 0
