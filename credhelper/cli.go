@@ -58,6 +58,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 	switch args[0] {
 	case "kubelet":
 		return runKubelet(args[1:], env, stdin, stdout, stderr, currentPlatform())
+	case "token":
+		return runToken(args[1:], env, stdout, stderr, currentPlatform(), isTerminal)
 	}
 	h := NewHelper(env, stderr)
 	var err error
