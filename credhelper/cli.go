@@ -60,6 +60,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 		return runKubelet(args[1:], env, stdin, stdout, stderr, currentPlatform())
 	case "token":
 		return runToken(args[1:], env, stdout, stderr, currentPlatform(), isTerminal)
+	case "doctor":
+		return runDoctor(args[1:], env, stdout, stderr, currentPlatform())
 	}
 	h := NewHelper(env, stderr)
 	var err error

@@ -34,8 +34,8 @@ type KeyFlow struct {
 	// Now defaults to time.Now.
 	Now func() time.Time
 
-	privateKey setting
-	lookup     *lookup
+	privateKeyOverride setting
+	lookup             *lookup
 }
 
 // NewKeyFlow discovers the service account key: the overrides first, then
@@ -80,7 +80,7 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 	if err := CheckEndpoint(k.Endpoint); err != nil {
 		return nil, fmt.Errorf("token endpoint from %s: %w", k.EndpointSource, err)
 	}
-	k.privateKey = setting{value: o.PrivateKeyPath, source: "privateKeyPath in the helper config", isPath: true}
+	k.privateKeyOverride = setting{value: o.PrivateKeyPath, source: "privateKeyPath in the helper config", isPath: true}
 	return k, nil
 }
 
@@ -129,7 +129,13 @@ func (k *KeyFlow) now() time.Time {
 }
 
 func (k *KeyFlow) loadPrivateKey() (*rsa.PrivateKey, error) {
-	s := k.privateKey
+	priv, _, err := k.privateKey()
+	return priv, err
+}
+
+// privateKey finds and parses the private key, and says where it came from.
+func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, error) {
+	s := k.privateKeyOverride
 	if s.value == "" {
 		l := k.lookup
 		if l == nil {
@@ -138,27 +144,27 @@ func (k *KeyFlow) loadPrivateKey() (*rsa.PrivateKey, error) {
 		var err error
 		s, err = l.first(setting{}, EnvPrivateKeyPath, EnvPrivateKey)
 		if err != nil {
-			return nil, err
+			return nil, s, err
 		}
 	}
 	if s.value == "" {
 		if k.Key.Credentials.PrivateKey == "" {
-			return nil, fmt.Errorf("the service account key from %s has no embedded private key; set %s to the PEM file you created the key with", k.KeySource, EnvPrivateKeyPath)
+			return nil, s, fmt.Errorf("the service account key from %s has no embedded private key; set %s to the PEM file you created the key with", k.KeySource, EnvPrivateKeyPath)
 		}
 		s = setting{value: k.Key.Credentials.PrivateKey, source: "credentials.privateKey in the key"}
 	}
 	data, err := s.load("private key", "set "+EnvPrivateKeyPath+" to the PEM private key")
 	if err != nil {
-		return nil, err
+		return nil, s, err
 	}
 	priv, err := ParsePrivateKey(data)
 	if err != nil {
 		if s.isPath {
-			return nil, fmt.Errorf("read private key %s (from %s): %w", s.value, s.source, err)
+			return nil, s, fmt.Errorf("read private key %s (from %s): %w", s.value, s.source, err)
 		}
-		return nil, fmt.Errorf("read private key from %s: %w", s.source, err)
+		return nil, s, fmt.Errorf("read private key from %s: %w", s.source, err)
 	}
-	return priv, nil
+	return priv, s, nil
 }
 
 // SignAssertion builds the RS512 JWT the token endpoint expects.
