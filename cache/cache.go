@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -130,13 +131,49 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 		return tok, Hit, nil
 	}
 
-	unlock, err := c.lock(ctx, name)
-	if err != nil {
+	if err := c.ensureDir(); err != nil {
 		c.debugf("cache: %v; fetching without the cache", err)
 		return c.fetchOrStale(ctx, src, cached)
 	}
-	defer unlock()
+	fl := flock.New(filepath.Join(c.Dir, name+lockSuffix), flock.SetPermissions(0o600))
+	deadline := time.Now().Add(c.lockTimeout())
+	for {
+		locked, err := fl.TryLock()
+		if err != nil {
+			_ = fl.Close()
+			c.debugf("cache: lock %s: %v; fetching without the cache", fl.Path(), err)
+			return c.fetchOrStale(ctx, src, cached)
+		}
+		if locked {
+			tok, res, err := c.fetchAndStore(ctx, name, description, src)
+			_ = fl.Unlock()
+			_ = fl.Close()
+			if res == Fetched {
+				// Pruning is housekeeping: do it after the waiters are free.
+				c.prune(name)
+			}
+			return tok, res, err
+		}
+		// Another process is fetching. Wait for it with a shared lock,
+		// which the kernel grants to all waiters the moment the fetcher
+		// lets go, instead of polling.
+		if !waitShared(ctx, fl, deadline) {
+			c.debugf("cache: lock %s not released within %s; fetching without the cache", fl.Path(), c.lockTimeout())
+			return c.fetchOrStale(ctx, src, cached)
+		}
+		cached, _ = c.read(name)
+		_ = fl.Unlock()
+		if tok := cached.token(); tok.Reusable(c.now()) {
+			_ = fl.Close()
+			return tok, HitLocked, nil
+		}
+		// The other fetch failed; try to become the fetcher ourselves.
+	}
+}
 
+// fetchAndStore runs under the exclusive lock: re-read, fetch only if the
+// entry is still stale, publish.
+func (c *Cache) fetchAndStore(ctx context.Context, name, description string, src tokensource.TokenSource) (*tokensource.Token, Result, error) {
 	cached, readErr := c.read(name)
 	if tok := cached.token(); tok.Reusable(c.now()) {
 		return tok, HitLocked, nil
@@ -152,8 +189,38 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 		c.debugf("cache: could not store the token: %v", err)
 		return tok, Uncached, nil
 	}
-	c.prune(name)
 	return tok, Fetched, nil
+}
+
+// waitShared blocks until fl is share-locked, ctx ends or deadline passes.
+// On failure it hands fl to the waiting goroutine, which releases and
+// closes it if the lock is granted later, so a long-lived process embedding
+// this package never keeps a stray lock.
+func waitShared(ctx context.Context, fl *flock.Flock, deadline time.Time) bool {
+	granted := make(chan error, 1)
+	go func() { granted <- fl.RLock() }()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case err := <-granted:
+		return err == nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	go func() {
+		if <-granted == nil {
+			_ = fl.Unlock()
+		}
+		_ = fl.Close()
+	}()
+	return false
+}
+
+func (c *Cache) lockTimeout() time.Duration {
+	if c.LockTimeout > 0 {
+		return c.LockTimeout
+	}
+	return defaultLockTimeout
 }
 
 // fetchOrStale fetches a token; if that fails and the cache still holds one
@@ -177,10 +244,7 @@ func (c *Cache) lock(ctx context.Context, name string) (func(), error) {
 	if err := c.ensureDir(); err != nil {
 		return nil, err
 	}
-	timeout := c.LockTimeout
-	if timeout <= 0 {
-		timeout = defaultLockTimeout
-	}
+	timeout := c.lockTimeout()
 	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	fl := flock.New(filepath.Join(c.Dir, name+lockSuffix), flock.SetPermissions(0o600))
@@ -219,12 +283,29 @@ func (c *Cache) ensureDir() error {
 }
 
 func (c *Cache) read(name string) (*Entry, error) {
-	data, err := os.ReadFile(filepath.Join(c.Dir, name+entrySuffix))
+	f, err := os.Open(filepath.Join(c.Dir, name+entrySuffix))
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	// Entries hold bearer tokens: a copy or restore that loosened the mode
+	// is tightened on sight, together with the directory.
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		_ = f.Chmod(0o600)
+		_ = c.ensureDir()
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxEntrySize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxEntrySize {
+		return nil, errors.New("entry larger than 64 KiB")
+	}
 	return DecodeEntry(data)
 }
+
+// maxEntrySize bounds an entry read; real ones are well under 4 KiB.
+const maxEntrySize = 64 << 10
 
 // DecodeEntry parses a cache file. Anything unexpected is an error so the
 // caller replaces the entry.

@@ -212,7 +212,7 @@ func TestLockTimeoutFetchesWithoutCache(t *testing.T) {
 	_, err = cs.Token(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, Uncached, cs.Last)
-	assert.Contains(t, strings.Join(*notes, "\n"), "not acquired within 100ms")
+	assert.Contains(t, strings.Join(*notes, "\n"), "not released within 100ms")
 }
 
 func TestPermissions(t *testing.T) {
@@ -270,4 +270,87 @@ func TestNoDirMeansNoCache(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.EqualValues(t, 2, src.calls.Load())
+}
+
+func TestLooseEntryPermissionsAreTightened(t *testing.T) {
+	c, _ := newCache(t)
+	src := &countingSource{lifetime: time.Hour}
+	_, err := c.TokenSource("id", "", src).Token(context.Background())
+	require.NoError(t, err)
+	path := filepath.Join(c.Dir, FileName("id")+".json")
+	require.NoError(t, os.Chmod(path, 0o644))
+	require.NoError(t, os.Chmod(c.Dir, 0o755))
+
+	_, err = c.TokenSource("id", "", src).Token(context.Background())
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, src.calls.Load(), "still a hit")
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	di, err := os.Stat(c.Dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
+}
+
+// failOnceSource fails its first call (slowly, so others queue up behind
+// it) and succeeds afterwards.
+type failOnceSource struct {
+	countingSource
+	failed atomic.Bool
+}
+
+func (s *failOnceSource) Token(ctx context.Context) (*tokensource.Token, error) {
+	if s.failed.CompareAndSwap(false, true) {
+		s.calls.Add(1)
+		time.Sleep(150 * time.Millisecond)
+		return nil, errors.New("endpoint hiccup")
+	}
+	return s.countingSource.Token(ctx)
+}
+
+func TestWaitersTakeOverWhenTheFetcherFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	src := &failOnceSource{countingSource: countingSource{lifetime: time.Hour}}
+	var wg sync.WaitGroup
+	var failures, successes atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := (&Cache{Dir: dir}).TokenSource("id", "", src).Token(context.Background()); err != nil {
+				failures.Add(1)
+			} else {
+				successes.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, failures.Load(), int64(1), "only the unlucky first fetcher fails")
+	assert.EqualValues(t, 2, src.calls.Load(), "one failed fetch, then exactly one successful one")
+	assert.GreaterOrEqual(t, successes.Load(), int64(7))
+}
+
+func TestAbandonedWaitReleasesItsLockLater(t *testing.T) {
+	c, _ := newCache(t)
+	c.LockTimeout = 50 * time.Millisecond
+	require.NoError(t, os.MkdirAll(c.Dir, 0o700))
+	lockPath := filepath.Join(c.Dir, FileName("id")+".lock")
+	holder := flock.New(lockPath)
+	ok, err := holder.TryLock()
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	_, err = c.TokenSource("id", "", &countingSource{lifetime: time.Hour}).Token(context.Background())
+	require.NoError(t, err, "timed-out wait fetches without the cache")
+	require.NoError(t, holder.Unlock())
+
+	// The abandoned shared-lock wait is granted now and must let go at once,
+	// or this exclusive lock would never be granted.
+	other := flock.New(lockPath)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ok, err = other.TryLockContext(ctx, 5*time.Millisecond)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	_ = other.Unlock()
 }

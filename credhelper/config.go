@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -21,6 +22,11 @@ const (
 	EnvConfig     = "DOCKER_CREDENTIAL_STACKIT_CONFIG"
 	EnvCacheDir   = "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR"
 	EnvDebug      = "DOCKER_CREDENTIAL_STACKIT_DEBUG"
+	// EnvTimeout bounds one get (default and maximum 45s).
+	EnvTimeout = "DOCKER_CREDENTIAL_STACKIT_TIMEOUT"
+	// EnvRetryBudget bounds the time spent retrying transient token
+	// endpoint failures (default 15s; 0 disables retries).
+	EnvRetryBudget = "DOCKER_CREDENTIAL_STACKIT_RETRY_BUDGET"
 )
 
 // Config is the helper's own config file.
@@ -70,6 +76,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("invalid JSON (%v); expected {\"registries\": {\"registry.example.com\": {}}}", err)
+	}
+	if err := checkFieldCase(data); err != nil {
+		return nil, err
 	}
 	cfg := &Config{Registries: make(map[string]RegistryConfig, len(raw.Registries))}
 	for name, entry := range raw.Registries {
@@ -143,3 +152,35 @@ func ensureDir(dir string) error {
 }
 
 func configDir(configPath string) string { return filepath.Dir(configPath) }
+
+// checkFieldCase rejects setting names that differ from ours only in case,
+// which encoding/json would otherwise accept silently.
+func checkFieldCase(data []byte) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil {
+		return nil // shape errors were reported by the strict decode
+	}
+	for field := range top {
+		if field != "registries" {
+			return fmt.Errorf("%q must be spelt \"registries\"", field)
+		}
+	}
+	var doc struct {
+		Registries map[string]map[string]json.RawMessage `json:"registries"`
+	}
+	if json.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	t := reflect.TypeFor[RegistryConfig]()
+	for host, entry := range doc.Registries {
+		for field := range entry {
+			for i := range t.NumField() {
+				name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+				if strings.EqualFold(field, name) && field != name {
+					return fmt.Errorf("registries.%s: %q must be spelt %q", host, field, name)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -103,8 +103,16 @@ func configureCredHelpers(target credHelpersFile, args []string, env tokensource
 		target.shadowed(env, hosts, stderr)
 	}
 
+	// Explicitly named registries are made permanent in the helper config.
+	// A bare run only configures Docker for what is already served, so
+	// hosts that come from DOCKER_CREDENTIAL_STACKIT_REGISTRIES stay tied to
+	// that variable.
+	explicit := fs.NFlag() > 0
 	added := false
 	for _, h := range hosts {
+		if !explicit {
+			break
+		}
 		if _, ok := helperCfg.Registries[h]; !ok && h != DefaultRegistry {
 			helperCfg.Registries[h] = RegistryConfig{}
 			added = true

@@ -212,3 +212,11 @@ func TestConfigurePodmanThroughMain(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, f.stderr.String(), `docker-credential-stackit: configure-podman: unexpected argument "stray"`)
 }
+
+func TestBareConfigureLeavesEnvHostsToTheEnv(t *testing.T) {
+	env, _ := configureEnv(t)
+	env[EnvRegistries] = "extra.example.com"
+	_, err := configure(t, env)
+	require.NoError(t, err)
+	assert.NoFileExists(t, env[EnvConfig], "hosts served by the variable are not copied into the helper config")
+}

@@ -23,6 +23,37 @@ import (
 // kills plugins at 60 s; Docker has no limit but users do.
 const getBudget = 45 * time.Second
 
+// timeouts reads the optional overrides of the overall budget and the retry
+// budget. Both are capped by getBudget.
+func timeouts(env tokensource.Env) (total time.Duration, retry tokensource.RetryPolicy, err error) {
+	total, retry = getBudget, tokensource.DefaultRetryPolicy
+	parse := func(name string) (time.Duration, bool, error) {
+		v := env(name)
+		if v == "" {
+			return 0, false, nil
+		}
+		if v == "0" {
+			return 0, true, nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return 0, false, fmt.Errorf("%s=%q is not a duration; use e.g. 20s or 0", name, v)
+		}
+		return min(d, getBudget), true, nil
+	}
+	if d, set, err := parse(EnvTimeout); err != nil {
+		return 0, retry, err
+	} else if set && d > 0 {
+		total = d
+	}
+	if d, set, err := parse(EnvRetryBudget); err != nil {
+		return 0, retry, err
+	} else if set {
+		retry.Budget = d
+	}
+	return total, retry, nil
+}
+
 // Helper implements credentials.Helper.
 type Helper struct {
 	Env tokensource.Env
@@ -108,7 +139,13 @@ type Credential struct {
 
 // Get returns the username and secret for serverURL.
 func (h *Helper) Get(serverURL string) (string, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), getBudget)
+	total, _, err := timeouts(h.Env)
+	if err != nil {
+		// Reported by Credential once the host is known to be ours, so
+		// that a typo never breaks pulls from other registries.
+		total = getBudget
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), total)
 	defer cancel()
 	c, err := h.Credential(ctx, serverURL)
 	if err != nil {
@@ -151,15 +188,25 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 	if username == "" {
 		username = flow.Username()
 	}
-	src := h.Cache.TokenSource(flow.CacheKey(), flow.Username()+" via "+flow.Endpoint, flow)
+	_, retry, err := timeouts(h.Env)
+	if err != nil {
+		return nil, err
+	}
+	src := h.Cache.TokenSource(flow.CacheKey(), flow.Username()+" via "+flow.Endpoint, tokensource.WithRetry(flow, retry))
 	tok, err := src.Token(ctx)
+	for _, w := range flow.Warnings {
+		h.warnf("%s", w)
+	}
 	if err != nil {
 		h.debugf("get %s: source=%s endpoint=%s cache=%s failed after %s", host, flow.KeySource, flow.Endpoint, src.Last, since(start))
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
-	h.debugf("get %s: source=%s user=%s kid=%s endpoint=%s (%s) cache=%s expires=%s took=%s",
-		host, flow.KeySource, username, flow.Key.Credentials.Kid, flow.Endpoint, flow.EndpointSource, src.Last,
-		tok.Expiry.Local().Format(time.RFC3339), since(start))
+	if h.Debug {
+		// Formatting in local time loads the zone database: only when asked.
+		h.debugf("get %s: source=%s user=%s kid=%s endpoint=%s (%s) cache=%s expires=%s took=%s",
+			host, flow.KeySource, username, flow.Key.Credentials.Kid, flow.Endpoint, flow.EndpointSource, src.Last,
+			tok.Expiry.Local().Format(time.RFC3339), since(start))
+	}
 	return &Credential{Host: host, Username: username, Secret: tok.AccessToken, Expiry: tok.Expiry, Source: flow.KeySource}, nil
 }
 

@@ -2,6 +2,7 @@ package credhelper
 
 import (
 	"bytes"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,7 @@ func newFixture(t *testing.T) *fixture {
 			tokensource.EnvTokenBaseURL:          srv.TokenURL(),
 			EnvConfig:                            filepath.Join(dir, "config", "config.json"),
 			EnvCacheDir:                          filepath.Join(dir, "cache"),
+			EnvRetryBudget:                       "1s",
 		},
 		stderr: &bytes.Buffer{},
 	}
@@ -318,4 +320,77 @@ func TestConfigParsing(t *testing.T) {
 	out, code := f.run(t, "docker.io", "get")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, "helper config "+f.env[EnvConfig]+": invalid JSON")
+}
+
+func TestTransientFailuresAreRetried(t *testing.T) {
+	f := newFixture(t)
+	f.env[EnvRetryBudget] = "30s"
+	failures := 2
+	f.srv.Respond = func(w http.ResponseWriter, r *http.Request) bool {
+		if failures == 0 {
+			return false
+		}
+		failures--
+		w.Header().Set("Retry-After", "0")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	}
+	user, secret, err := f.helper().Get(DefaultRegistry)
+	require.NoError(t, err)
+	assert.True(t, f.srv.Valid(user, secret))
+	assert.Equal(t, 3, f.srv.Requests(), "503, 503, then success")
+}
+
+func TestClientErrorsAreNotRetried(t *testing.T) {
+	f := newFixture(t)
+	f.env[EnvRetryBudget] = "30s"
+	f.srv.DeleteKey(f.acct)
+	_, _, err := f.helper().Get(DefaultRegistry)
+	require.Error(t, err)
+	assert.Equal(t, 1, f.srv.Requests())
+}
+
+func TestBadTimeoutSettings(t *testing.T) {
+	f := newFixture(t)
+	f.env[EnvTimeout] = "soon"
+	_, _, err := f.helper().Get(DefaultRegistry)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `DOCKER_CREDENTIAL_STACKIT_TIMEOUT="soon" is not a duration`)
+	f.env[EnvTimeout] = "5m"
+	total, _, err := timeouts(func(k string) string { return f.env[k] })
+	require.NoError(t, err)
+	assert.Equal(t, getBudget, total, "capped at 45s")
+}
+
+func TestReviewRegressions(t *testing.T) {
+	t.Run("setting names are case-sensitive", func(t *testing.T) {
+		_, err := ParseConfig([]byte(`{"registries": {"x.example.com": {"serviceAccountKeypath": "/k"}}}`))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `"serviceAccountKeypath" must be spelt "serviceAccountKeyPath"`)
+		_, err = ParseConfig([]byte(`{"Registries": {}}`))
+		require.Error(t, err)
+	})
+	t.Run("a bad timeout never breaks foreign hosts", func(t *testing.T) {
+		f := newFixture(t)
+		f.env[EnvTimeout] = "soon"
+		_, _, err := f.helper().Get("docker.io")
+		assert.True(t, credentials.IsErrCredentialsNotFound(err), "%v", err)
+	})
+	t.Run("a registry's own key ignores the default private key", func(t *testing.T) {
+		f := newFixture(t)
+		other := f.srv.NewAccount(t, "team-sa@sa.stackit.cloud")
+		// The default account's key lives outside its key file.
+		f.env[tokensource.EnvServiceAccountKeyPath] = f.acct.WriteKeyFile(t, t.TempDir(), false)
+		f.env[tokensource.EnvPrivateKeyPath] = filepath.Join(f.dir, "default.pem")
+		require.NoError(t, os.WriteFile(f.env[tokensource.EnvPrivateKeyPath], f.acct.PrivateKeyPEM, 0o600))
+		require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
+		require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries": {"team.example.com": {"serviceAccountKeyPath": "`+other.WriteKeyFile(t, f.dir, true)+`"}}}`), 0o600))
+		user, secret, err := f.helper().Get("team.example.com")
+		require.NoError(t, err)
+		assert.Equal(t, "team-sa@sa.stackit.cloud", user)
+		assert.True(t, f.srv.Valid(user, secret))
+		user, secret, err = f.helper().Get(DefaultRegistry)
+		require.NoError(t, err)
+		assert.True(t, f.srv.Valid(user, secret))
+	})
 }

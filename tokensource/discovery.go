@@ -76,7 +76,7 @@ func (l *lookup) credentialsFile() (map[string]string, string, error) {
 		path = filepath.Join(home, ".stackit", "credentials.json")
 	}
 	l.credsPath = path
-	data, err := readSmallFile(path)
+	data, _, err := readSmallFile(path)
 	if err != nil {
 		if !explicit && errors.Is(err, fs.ErrNotExist) {
 			return nil, path, nil
@@ -146,14 +146,19 @@ func (l *lookup) first(override setting, pathVar, inlineVar string) (setting, er
 	return setting{}, nil
 }
 
-// load returns the setting's content: the file it names, or the inline value.
-func (s setting) load(what, fix string) ([]byte, error) {
+// load returns the setting's content: the file it names, or the inline
+// value. Like ssh, it warns (through warn, if set) when a secret file is
+// readable by group or others.
+func (s setting) load(what, fix string, warn func(string)) ([]byte, error) {
 	if !s.isPath {
 		return []byte(s.value), nil
 	}
-	data, err := readSmallFile(s.value)
+	data, mode, err := readSmallFile(s.value)
 	if err != nil {
 		return nil, fmt.Errorf("read %s %s (from %s): %s; %s", what, s.value, s.source, describeFileError(err), fix)
+	}
+	if mode&0o077 != 0 && warn != nil {
+		warn(fmt.Sprintf("%s %s is readable by others (mode %04o); run: chmod 600 %s", what, s.value, mode, s.value))
 	}
 	return data, nil
 }
@@ -165,20 +170,24 @@ func (s setting) describe() string {
 	return s.source
 }
 
-func readSmallFile(path string) ([]byte, error) {
+func readSmallFile(path string) ([]byte, fs.FileMode, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
+	var mode fs.FileMode
+	if fi, err := f.Stat(); err == nil {
+		mode = fi.Mode().Perm()
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(data) > maxFileSize {
-		return nil, errFileTooLarge
+		return nil, 0, errFileTooLarge
 	}
-	return data, nil
+	return data, mode, nil
 }
 
 var errFileTooLarge = errors.New("larger than 1 MiB")

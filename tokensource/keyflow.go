@@ -34,9 +34,15 @@ type KeyFlow struct {
 	// Now defaults to time.Now.
 	Now func() time.Time
 
+	// Warnings are things the user should fix, such as a key file others
+	// can read; the caller shows them.
+	Warnings []string
+
 	privateKeyOverride setting
 	lookup             *lookup
 }
+
+func (k *KeyFlow) warn(msg string) { k.Warnings = append(k.Warnings, msg) }
 
 // NewKeyFlow discovers the service account key: the overrides first, then
 // STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY and the
@@ -51,7 +57,9 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 	if keySetting.value == "" {
 		return nil, ErrNoCredentials
 	}
-	data, err := keySetting.load("service account key", "set "+EnvServiceAccountKeyPath+" to the key JSON STACKIT issued")
+	var warnings []string
+	data, err := keySetting.load("service account key", "set "+EnvServiceAccountKeyPath+" to the key JSON STACKIT issued",
+		func(w string) { warnings = append(warnings, w) })
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +74,7 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 		return nil, fmt.Errorf("read %s: %w", where, err)
 	}
 
-	k := &KeyFlow{Key: key, KeySource: keySetting.describe(), lookup: l}
+	k := &KeyFlow{Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings}
 	switch {
 	case o.TokenEndpoint != "":
 		k.Endpoint, k.EndpointSource = o.TokenEndpoint, "tokenEndpoint in the helper config"
@@ -81,6 +89,12 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 		return nil, fmt.Errorf("token endpoint from %s: %w", k.EndpointSource, err)
 	}
 	k.privateKeyOverride = setting{value: o.PrivateKeyPath, source: "privateKeyPath in the helper config", isPath: true}
+	if o.ServiceAccountKeyPath != "" {
+		// A registry with its own service account must not pick up the
+		// default account's STACKIT_PRIVATE_KEY_PATH: only its own
+		// privateKeyPath or the key's embedded private key belong to it.
+		k.lookup = nil
+	}
 	return k, nil
 }
 
@@ -95,6 +109,7 @@ func (k *KeyFlow) CacheKey() string {
 
 // Token signs a fresh assertion and exchanges it at the token endpoint.
 func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
+	preloadSystemRoots(k.HTTPClient)
 	priv, err := k.loadPrivateKey()
 	if err != nil {
 		return nil, err
@@ -153,7 +168,7 @@ func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, error) {
 		}
 		s = setting{value: k.Key.Credentials.PrivateKey, source: "credentials.privateKey in the key"}
 	}
-	data, err := s.load("private key", "set "+EnvPrivateKeyPath+" to the PEM private key")
+	data, err := s.load("private key", "set "+EnvPrivateKeyPath+" to the PEM private key", k.warn)
 	if err != nil {
 		return nil, s, err
 	}

@@ -318,3 +318,28 @@ func TestHTTPClientRefusesRedirects(t *testing.T) {
 	assert.Contains(t, err.Error(), "redirected")
 	assert.Equal(t, 1, srv.Requests(), "the redirect target was not contacted")
 }
+
+func TestLooseKeyFilePermissionsWarn(t *testing.T) {
+	srv := tokensourcetest.NewServer(t)
+	acct := srv.NewAccount(t, "w@sa.stackit.cloud")
+	dir := t.TempDir()
+	keyPath := acct.WriteKeyFile(t, dir, false)
+	pemPath := writeFile(t, dir, "key.pem", acct.PrivateKeyPEM)
+	env := envOf(map[string]string{tokensource.EnvServiceAccountKeyPath: keyPath, tokensource.EnvPrivateKeyPath: pemPath, tokensource.EnvTokenBaseURL: srv.TokenURL()})
+
+	flow, err := tokensource.NewKeyFlow(env, tokensource.Overrides{})
+	require.NoError(t, err)
+	_, err = flow.Token(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, flow.Warnings, "0600 files are fine")
+
+	require.NoError(t, os.Chmod(keyPath, 0o644))
+	require.NoError(t, os.Chmod(pemPath, 0o640))
+	flow, err = tokensource.NewKeyFlow(env, tokensource.Overrides{})
+	require.NoError(t, err)
+	_, err = flow.Token(context.Background())
+	require.NoError(t, err)
+	require.Len(t, flow.Warnings, 2)
+	assert.Equal(t, "service account key "+keyPath+" is readable by others (mode 0644); run: chmod 600 "+keyPath, flow.Warnings[0])
+	assert.Contains(t, flow.Warnings[1], "private key "+pemPath+" is readable by others (mode 0640)")
+}

@@ -1,0 +1,63 @@
+package credhelper
+
+import (
+	"strings"
+	"testing"
+)
+
+func FuzzNormalizeHost(f *testing.F) {
+	for _, s := range []string{
+		"registry.onstackit.cloud", "https://index.docker.io/v1/", "docker.io", "ghcr.io/x/y",
+		"registry.onstackit.cloud.evil.com", "evil.com/registry.onstackit.cloud", "registry.onstackit.cloud@evil.com",
+		"[::1]:5000", "REGISTRY.ONSTACKIT.CLOUD:443/v2/", "registry.onstackit.cloud.", "a:b:c", "http://[::1", "\x00",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		host, err := NormalizeHost(in)
+		if err != nil {
+			return
+		}
+		if host == "" || strings.ContainsAny(host, "/@?#\\ \t\r\n%") || strings.ToLower(host) != host {
+			t.Fatalf("NormalizeHost(%q) = %q, not a clean host[:port]", in, host)
+		}
+		again, err := NormalizeHost(host)
+		if err != nil || again != host {
+			t.Fatalf("not idempotent: %q -> %q -> %q (%v)", in, host, again, err)
+		}
+		// Security: the served host must be the authority of the input,
+		// never something found in a path, user info or a longer name.
+		if host == DefaultRegistry {
+			authority := strings.ToLower(strings.TrimSpace(in))
+			if i := strings.Index(authority, "://"); i >= 0 {
+				authority = authority[i+3:]
+			}
+			if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+				authority = authority[:i]
+			}
+			if strings.TrimSuffix(authority, ".") != DefaultRegistry {
+				t.Fatalf("%q was taken for %s", in, DefaultRegistry)
+			}
+		}
+	})
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(`{"registries":{"registry.onstackit.cloud":{},"x.example.com:5000":{"serviceAccountKeyPath":"/k","username":"robot$p+ci"}}}`))
+	f.Add([]byte(`{"registries":{"a@b":{}}}`))
+	f.Add([]byte(`{"registries":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig(data)
+		if err != nil {
+			if strings.ContainsAny(err.Error(), "\r\n") {
+				t.Fatalf("multi-line error: %q", err)
+			}
+			return
+		}
+		for host := range cfg.Registries {
+			if h, err := NormalizeHost(host); err != nil || h != host {
+				t.Fatalf("config kept a non-normalised host %q", host)
+			}
+		}
+	})
+}

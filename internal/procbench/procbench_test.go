@@ -1,0 +1,223 @@
+//go:build procbench
+
+package procbench
+
+import (
+	"bytes"
+	"encoding/pem"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+type sample struct {
+	wall time.Duration
+	rss  int64 // KiB
+}
+
+type series []sample
+
+func (s series) medianWall() time.Duration {
+	w := make([]time.Duration, len(s))
+	for i := range s {
+		w[i] = s[i].wall
+	}
+	slices.Sort(w)
+	return w[len(w)/2]
+}
+
+func (s series) peakRSS() int64 {
+	var m int64
+	for _, x := range s {
+		m = max(m, x.rss)
+	}
+	return m
+}
+
+func build(t *testing.T, dir, name, pkg string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Dir = repoRoot(t)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+func repoRoot(t *testing.T) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(filepath.Dir(wd))
+}
+
+func runOnce(t *testing.T, bin string, args []string, env []string, stdin string) sample {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		t.Fatalf("%s %v: %v\nstdout: %s\nstderr: %s", filepath.Base(bin), args, err, stdout.String(), stderr.String())
+	}
+	return sample{wall: wall, rss: cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss}
+}
+
+// storm starts n processes at once and returns the wall time until the
+// last one exits.
+func storm(t *testing.T, n int, bin string, args []string, env []string, stdin string) time.Duration {
+	t.Helper()
+	cmds := make([]*exec.Cmd, n)
+	for i := range cmds {
+		cmds[i] = exec.Command(bin, args...)
+		cmds[i].Env = env
+		cmds[i].Stdin = strings.NewReader(stdin)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	start := time.Now()
+	for i, c := range cmds {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = c.Wait() }()
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("storm process failed: %v", err)
+		}
+	}
+	return wall
+}
+
+func TestProcessBench(t *testing.T) {
+	warmRuns := envInt("BENCH_WARM_RUNS", 300)
+	coldRuns := envInt("BENCH_COLD_RUNS", 40)
+	storms := envInt("BENCH_STORMS", 10)
+	const stormSize = 64
+
+	bin := t.TempDir()
+	helper := build(t, bin, "docker-credential-stackit", "./cmd/docker-credential-stackit")
+	bare := build(t, bin, "floor-bare", "./testdata/bench/floor-bare")
+	linked := build(t, bin, "floor-linked", "./testdata/bench/floor-linked")
+	httpsFloor := build(t, bin, "floor-https", "./testdata/bench/floor-https")
+
+	// A loopback HTTPS token endpoint whose test CA is added to the system
+	// roots, so both the helper and the floor load ~all Debian roots.
+	fake := tokensourcetest.NewServer(t)
+	tlsSrv := httptest.NewUnstartedServer(fake.Config.Handler)
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
+	work := t.TempDir()
+	systemRoots, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+	if err != nil {
+		t.Skipf("no system CA bundle to benchmark against: %v", err)
+	}
+	bundle := filepath.Join(work, "roots.pem")
+	testCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw})
+	if err := os.WriteFile(bundle, append(systemRoots, testCA...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acct := fake.NewAccount(t, "bench-sa@sa.stackit.cloud")
+	keyPath := acct.WriteKeyFile(t, work, true)
+	tokenURL := tlsSrv.URL + "/token"
+
+	baseEnv := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + work,
+		"SSL_CERT_FILE=" + bundle,
+		"STACKIT_SERVICE_ACCOUNT_KEY_PATH=" + keyPath,
+		"STACKIT_TOKEN_BASEURL=" + tokenURL,
+		"DOCKER_CREDENTIAL_STACKIT_CONFIG=" + filepath.Join(work, "config.json"),
+		"FLOOR_FILE=" + keyPath,
+		"FLOOR_URL=" + tokenURL,
+	}
+	withCache := func(dir string) []string {
+		return append(slices.Clone(baseEnv), "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR="+dir)
+	}
+	const host = "registry.onstackit.cloud"
+	get := []string{"get"}
+
+	// Warm: one get fills the cache, then the three programs take turns so
+	// that machine noise hits them alike.
+	warmEnv := withCache(filepath.Join(work, "warm-cache"))
+	runOnce(t, helper, get, warmEnv, host)
+	var sBare, sLinked, sWarm series
+	for range 20 {
+		runOnce(t, bare, nil, warmEnv, host)
+		runOnce(t, helper, get, warmEnv, host)
+	}
+	for range warmRuns {
+		sBare = append(sBare, runOnce(t, bare, nil, warmEnv, host))
+		sLinked = append(sLinked, runOnce(t, linked, nil, warmEnv, host))
+		sWarm = append(sWarm, runOnce(t, helper, get, warmEnv, host))
+	}
+
+	// Cold: an empty cache every run, against one HTTPS POST.
+	var sCold, sHTTPS series
+	for i := range coldRuns {
+		sHTTPS = append(sHTTPS, runOnce(t, httpsFloor, nil, baseEnv, ""))
+		sCold = append(sCold, runOnce(t, helper, get, withCache(filepath.Join(work, "cold", strconv.Itoa(i))), host))
+	}
+
+	// Storm: 64 processes at once on a cold cache; exactly one request each time.
+	var stormHelper, stormBare []time.Duration
+	for i := range storms {
+		stormBare = append(stormBare, storm(t, stormSize, bare, nil, warmEnv, host))
+		before := fake.Requests()
+		stormHelper = append(stormHelper, storm(t, stormSize, helper, get, withCache(filepath.Join(work, "storm", strconv.Itoa(i))), host))
+		if got := fake.Requests() - before; got != 1 {
+			t.Errorf("storm %d: %d token requests, want exactly 1", i, got)
+		}
+	}
+	slices.Sort(stormHelper)
+	slices.Sort(stormBare)
+
+	fi, err := os.Stat(helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ratio := func(a, b time.Duration) string { return fmt.Sprintf("%.2f×", float64(a)/float64(b)) }
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%s/%s, %d CPUs, %s; warm n=%d, cold n=%d, storms n=%d×%d\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), warmRuns, coldRuns, storms, stormSize)
+	fmt.Fprintf(&b, "| measurement | helper | floor | ratio | budget |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| warm get, median wall | %s | %s (linked floor) | %s | ≤ 1.15× |\n", ms(sWarm.medianWall()), ms(sLinked.medianWall()), ratio(sWarm.medianWall(), sLinked.medianWall()))
+	fmt.Fprintf(&b, "| warm get, peak RSS | %d KiB | %d KiB (linked floor) | %.2f× | ≤ 1.3× |\n", sWarm.peakRSS(), sLinked.peakRSS(), float64(sWarm.peakRSS())/float64(sLinked.peakRSS()))
+	fmt.Fprintf(&b, "| warm get vs bare floor | %s | %s (bare floor) | %s | (ECR 2.7×, GCR 3.1×) |\n", ms(sWarm.medianWall()), ms(sBare.medianWall()), ratio(sWarm.medianWall(), sBare.medianWall()))
+	fmt.Fprintf(&b, "| linked floor vs bare floor | %s | %s | %s | (cost of linking net/http) |\n", ms(sLinked.medianWall()), ms(sBare.medianWall()), ratio(sLinked.medianWall(), sBare.medianWall()))
+	fmt.Fprintf(&b, "| cold get, median wall | %s | %s (one HTTPS POST) | %s | ≤ 1.2× |\n", ms(sCold.medianWall()), ms(sHTTPS.medianWall()), ratio(sCold.medianWall(), sHTTPS.medianWall()))
+	fmt.Fprintf(&b, "| storm of %d cold gets, median wall | %s | %s (%d bare floors) | %s | ≤ 2.5× |\n", stormSize, ms(stormHelper[len(stormHelper)/2]), ms(stormBare[len(stormBare)/2]), stormSize, ratio(stormHelper[len(stormHelper)/2], stormBare[len(stormBare)/2]))
+	fmt.Fprintf(&b, "| token requests per storm | 1 (every storm) | | | exactly 1 |\n")
+	fmt.Fprintf(&b, "| binary size (-trimpath -s -w) | %.2f MiB | | | ≤ 10 MiB |\n", float64(fi.Size())/(1<<20))
+	t.Log(b.String())
+	fmt.Print(b.String())
+}

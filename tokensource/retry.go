@@ -1,0 +1,137 @@
+package tokensource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RetryPolicy bounds how long and how often a failed token request is
+// repeated. Only transient failures are retried: 5xx, 429 and network
+// errors. A 400 or 401 will not fix itself, so it comes back at once.
+type RetryPolicy struct {
+	// Budget is the total time spent retrying after the first attempt;
+	// zero disables retries.
+	Budget time.Duration
+	// BaseDelay is the first backoff; each later one doubles, with full
+	// jitter, up to MaxDelay.
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+	// Sleep waits between attempts; tests replace it. It must return early
+	// with the context's error when ctx ends.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// DefaultRetryPolicy leaves room inside the 45 s `get` budget for a lock
+// wait and a last attempt.
+var DefaultRetryPolicy = RetryPolicy{Budget: 15 * time.Second, BaseDelay: 250 * time.Millisecond, MaxDelay: 4 * time.Second}
+
+// WithRetry wraps src so transient failures are retried under p.
+func WithRetry(src TokenSource, p RetryPolicy) TokenSource {
+	return &retrying{src: src, policy: p}
+}
+
+type retrying struct {
+	src    TokenSource
+	policy RetryPolicy
+}
+
+func (r *retrying) Token(ctx context.Context) (*Token, error) {
+	p := r.policy
+	sleep := p.Sleep
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	deadline := time.Now().Add(p.Budget)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	delay := p.BaseDelay
+	for attempt := 1; ; attempt++ {
+		tok, err := r.src.Token(ctx)
+		if err == nil {
+			return tok, nil
+		}
+		wait, retryable := retryDelay(err, delay)
+		if !retryable || p.Budget <= 0 {
+			return nil, err
+		}
+		if time.Until(deadline) < wait {
+			if attempt == 1 && wait > delay {
+				return nil, fmt.Errorf("%w (the server asked to retry after %s, beyond the retry budget)", err, wait.Round(time.Second))
+			}
+			return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		}
+		delay = min(delay*2, p.MaxDelay)
+	}
+}
+
+// retryDelay decides whether err is transient and how long to wait: the
+// server's Retry-After if it sent one, else full jitter on the backoff so a
+// fleet of nodes does not retry in lockstep.
+func retryDelay(err error, backoff time.Duration) (time.Duration, bool) {
+	var rej *rejectedError
+	if errors.As(err, &rej) {
+		if rej.status != http.StatusTooManyRequests && rej.status < 500 {
+			return 0, false
+		}
+		if rej.retryAfter > 0 {
+			return rej.retryAfter, true
+		}
+		return jitter(backoff), true
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return 0, false
+	}
+	var netErr net.Error
+	var unreachable *unreachableError
+	if errors.As(err, &unreachable) || errors.As(err, &netErr) {
+		return jitter(backoff), true
+	}
+	return 0, false
+}
+
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
