@@ -1,7 +1,6 @@
 package credhelper
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -159,7 +158,7 @@ func (d *doctor) environment() {
 		tokensource.EnvPrivateKeyPath, tokensource.EnvPrivateKey,
 		tokensource.EnvCredentialsPath, tokensource.EnvTokenBaseURL,
 		"STACKIT_SERVICE_ACCOUNT_TOKEN",
-		EnvRegistries, EnvConfig, EnvCacheDir, "HOME",
+		EnvRegistries, EnvConfig, EnvCacheDir, EnvTimeout, EnvRetryBudget, "HOME",
 	}
 	d.printf("\nEnvironment\n")
 	width := 0
@@ -245,6 +244,9 @@ func (d *doctor) checkHost(host string, entry RegistryConfig) bool {
 	if keySource != "" {
 		d.line("private key", "%s", keySource)
 	}
+	for _, w := range flow.Warnings {
+		d.line("warning", "%s", w)
+	}
 	before := d.h.Cache.Peek(flow.CacheKey())
 	d.line("cache", "%s", d.cacheState(before))
 	if keyErr != nil {
@@ -253,7 +255,7 @@ func (d *doctor) checkHost(host string, entry RegistryConfig) bool {
 		return false
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), getBudget)
+	ctx, cancel := d.h.budgetContext()
 	defer cancel()
 	cred, err := d.h.Credential(ctx, host)
 	if err != nil {

@@ -46,7 +46,6 @@ func TestDoctorHealthy(t *testing.T) {
 	for _, want := range []string{
 		"helper config   " + f.env[EnvConfig] + " (DOCKER_CREDENTIAL_STACKIT_CONFIG); does not exist",
 		"token cache     " + f.env[EnvCacheDir] + " (DOCKER_CREDENTIAL_STACKIT_CACHE_DIR)",
-		"STACKIT_SERVICE_ACCOUNT_KEY_PATH      " + keyPath,
 		"registry.onstackit.cloud  built in",
 		"credentials     service account key from STACKIT_SERVICE_ACCOUNT_KEY_PATH (" + keyPath + ")",
 		"why             STACKIT_SERVICE_ACCOUNT_KEY_PATH is set; the order is",
@@ -60,6 +59,7 @@ func TestDoctorHealthy(t *testing.T) {
 	} {
 		assert.Contains(t, out, want)
 	}
+	assert.Regexp(t, `(?m)^  STACKIT_SERVICE_ACCOUNT_KEY_PATH +`+regexp.QuoteMeta(keyPath)+`$`, out)
 	assertNoSecrets(t, f, out+stderr)
 
 	out, _, code = f.doctor(t)
@@ -80,8 +80,7 @@ func TestDoctorNeverPrintsInlineSecrets(t *testing.T) {
 	f.env["STACKIT_SERVICE_ACCOUNT_TOKEN"] = "legacy-long-lived-token-value"
 	out, stderr, code := f.doctor(t)
 	require.Equal(t, 0, code, out+stderr)
-	assert.Contains(t, out, "STACKIT_SERVICE_ACCOUNT_KEY           set (")
-	assert.Contains(t, out, "bytes, not shown)")
+	assert.Regexp(t, `(?m)^  STACKIT_SERVICE_ACCOUNT_KEY +set \(\d+ bytes, not shown\)$`, out)
 	assert.Contains(t, out, "why             STACKIT_SERVICE_ACCOUNT_KEY is set and STACKIT_SERVICE_ACCOUNT_KEY_PATH is not")
 	assert.Contains(t, out, "retired in December 2025")
 	assert.NotContains(t, out+stderr, "legacy-long-lived-token-value")
@@ -170,4 +169,13 @@ func TestDoctorFlags(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.Empty(t, out)
 	assert.Contains(t, stderr, "-registry HOST")
+}
+
+func TestDoctorShowsKeyWarnings(t *testing.T) {
+	f := newFixture(t)
+	keyPath := f.env[tokensource.EnvServiceAccountKeyPath]
+	require.NoError(t, os.Chmod(keyPath, 0o644))
+	out, _, code := f.doctor(t)
+	require.Equal(t, 0, code, out)
+	assert.Regexp(t, `(?m)^  warning +service account key `+regexp.QuoteMeta(keyPath)+` is readable by others \(mode 0644\); run: chmod 600 `, out)
 }

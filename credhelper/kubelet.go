@@ -81,6 +81,9 @@ func decodeKubeletRequest(data []byte) (*kubeletRequest, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("stdin holds more than one JSON value; the kubelet sends exactly one CredentialProviderRequest")
 	}
+	if err := checkKubeletFieldCase(data); err != nil {
+		return nil, err
+	}
 	switch {
 	case req.APIVersion == "":
 		return nil, fmt.Errorf("the request has no apiVersion; expected %s", kubeletAPIVersionV1)
@@ -92,6 +95,26 @@ func decodeKubeletRequest(data []byte) (*kubeletRequest, error) {
 		return nil, errors.New("the request has no image")
 	}
 	return &req, nil
+}
+
+// kubeletRequestFields are the request's JSON names, spelt exactly.
+var kubeletRequestFields = []string{"apiVersion", "kind", "image", "serviceAccountToken", "serviceAccountAnnotations"}
+
+// checkKubeletFieldCase rejects names that differ from the API's only in
+// case: encoding/json would accept them, the kubelet's decoder would not.
+func checkKubeletFieldCase(data []byte) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil {
+		return nil // the strict decode has already judged the shape
+	}
+	for field := range top {
+		for _, name := range kubeletRequestFields {
+			if strings.EqualFold(field, name) && field != name {
+				return fmt.Errorf("the request field %q must be spelt %q", truncate(field, 40), name)
+			}
+		}
+	}
+	return nil
 }
 
 // describeJSONError words a decode error without echoing input bytes.
@@ -217,6 +240,17 @@ func (h *Helper) emptyKubeletResponse(resp *kubeletResponse) *kubeletResponse {
 	return resp
 }
 
+// budgetContext bounds one command the way one get is bounded:
+// DOCKER_CREDENTIAL_STACKIT_TIMEOUT, at most 45 s, well inside the
+// kubelet's 60 s. A malformed value is reported by Credential.
+func (h *Helper) budgetContext() (context.Context, context.CancelFunc) {
+	total, _, err := timeouts(h.Env)
+	if err != nil {
+		total = getBudget
+	}
+	return context.WithTimeout(context.Background(), total)
+}
+
 // kubeletCacheDuration is half the token's remaining life, in whole
 // seconds, as the AWS provider does: the kubelet then asks again while the
 // token still has half its life, and we answer from our own cache.
@@ -255,7 +289,7 @@ func runKubelet(args []string, env func(string) string, stdin io.Reader, stdout,
 	if err != nil {
 		return fail(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), getBudget)
+	ctx, cancel := h.budgetContext()
 	defer cancel()
 	resp, err := h.kubeletResponseFor(ctx, req, time.Now())
 	if err != nil {

@@ -1,7 +1,6 @@
 package credhelper
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -81,7 +80,7 @@ func (h *Helper) credentialForCommand(registry string) (*Credential, error) {
 	if !served {
 		return nil, fmt.Errorf("%s is not a registry this helper serves; add it with %s configure-docker --registry %s, or list it in %s", host, Name, host, EnvRegistries)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), getBudget)
+	ctx, cancel := h.budgetContext()
 	defer cancel()
 	h.NoCredentialsIsError = true
 	return h.Credential(ctx, host)
