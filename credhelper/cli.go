@@ -29,6 +29,16 @@ Usage:
   docker-credential-stackit <get|store|erase|list>   Docker credential helper protocol (stdin/stdout)
   docker-credential-stackit configure-docker [--registry HOST]...
                                                      add credHelpers entries to the Docker config
+  docker-credential-stackit configure-podman [--registry HOST]...
+                                                     the same for podman, buildah and skopeo
+                                                     ($REGISTRY_AUTH_FILE, else ~/.config/containers/auth.json)
+  docker-credential-stackit kubelet [--cache-dir DIR]
+                                                     kubelet image credential provider (JSON on stdin/stdout)
+  docker-credential-stackit token [--registry HOST] [--username] [--force]
+                                                     print the access token (or the username) for scripts;
+                                                     refuses to print a token to a terminal unless --force
+  docker-credential-stackit doctor [--registry HOST]...
+                                                     explain the setup and check that a token can be obtained
   docker-credential-stackit version                  print the version
   docker-credential-stackit --help                   this text
 
@@ -36,9 +46,12 @@ Credentials are found as the STACKIT SDK finds them: STACKIT_SERVICE_ACCOUNT_KEY
 STACKIT_SERVICE_ACCOUNT_KEY, then ~/.stackit/credentials.json (STACKIT_CREDENTIALS_PATH).
 Served registries: registry.onstackit.cloud, DOCKER_CREDENTIAL_STACKIT_REGISTRIES and the
 hosts in the helper config (DOCKER_CREDENTIAL_STACKIT_CONFIG).
+Without HOME, root uses /etc/docker-credential-stackit/config.json and the cache
+/var/lib/docker-credential-stackit (DOCKER_CREDENTIAL_STACKIT_CACHE_DIR or --cache-dir).
 Set DOCKER_CREDENTIAL_STACKIT_DEBUG=1 to see on stderr what the helper does.
 
 Try it: echo registry.onstackit.cloud | docker-credential-stackit get
+        docker-credential-stackit doctor
 `
 
 // maxStdin bounds what we read from the caller; a server URL or a

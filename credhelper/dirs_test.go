@@ -53,3 +53,12 @@ func TestDirectoryDefaults(t *testing.T) {
 	assert.Empty(t, h.Cache.Dir)
 	assert.Contains(t, stderr.String(), "token cache disabled: HOME is unset and the user has no home directory; set DOCKER_CREDENTIAL_STACKIT_CACHE_DIR")
 }
+
+func TestUsageListsEveryCommand(t *testing.T) {
+	f := newFixture(t)
+	out, code := f.run(t, "", "--help")
+	assert.Equal(t, 0, code)
+	for _, cmd := range []string{"configure-docker", "configure-podman", "kubelet [--cache-dir DIR]", "token [--registry HOST] [--username] [--force]", "doctor [--registry HOST]", "/var/lib/docker-credential-stackit"} {
+		assert.Contains(t, out, cmd)
+	}
+}
