@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 
-	"github.com/adrg/xdg"
 	"github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
@@ -31,6 +29,16 @@ Usage:
   docker-credential-stackit <get|store|erase|list>   Docker credential helper protocol (stdin/stdout)
   docker-credential-stackit configure-docker [--registry HOST]...
                                                      add credHelpers entries to the Docker config
+  docker-credential-stackit configure-podman [--registry HOST]...
+                                                     the same for podman, buildah and skopeo
+                                                     ($REGISTRY_AUTH_FILE, else ~/.config/containers/auth.json)
+  docker-credential-stackit kubelet [--cache-dir DIR]
+                                                     kubelet image credential provider (JSON on stdin/stdout)
+  docker-credential-stackit token [--registry HOST] [--username] [--force]
+                                                     print the access token (or the username) for scripts;
+                                                     refuses to print a token to a terminal unless --force
+  docker-credential-stackit doctor [--registry HOST]...
+                                                     explain the setup and check that a token can be obtained
   docker-credential-stackit version                  print the version
   docker-credential-stackit --help                   this text
 
@@ -42,9 +50,12 @@ STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY, then ~/.stackit/c
 robot account file ("robotAccountPath").
 Served registries: registry.onstackit.cloud, DOCKER_CREDENTIAL_STACKIT_REGISTRIES and the
 hosts in the helper config (DOCKER_CREDENTIAL_STACKIT_CONFIG).
+Without HOME, root uses /etc/docker-credential-stackit/config.json and the cache
+/var/lib/docker-credential-stackit (DOCKER_CREDENTIAL_STACKIT_CACHE_DIR or --cache-dir).
 Set DOCKER_CREDENTIAL_STACKIT_DEBUG=1 to see on stderr what the helper does.
 
 Try it: echo registry.onstackit.cloud | docker-credential-stackit get
+        docker-credential-stackit doctor
 `
 
 // maxStdin bounds what we read from the caller; a server URL or a
@@ -58,6 +69,16 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 1
+	}
+	// Commands for people and the kubelet parse their own flags, which may
+	// change where the helper keeps its files.
+	switch args[0] {
+	case "kubelet":
+		return runKubelet(args[1:], env, stdin, stdout, stderr, currentPlatform())
+	case "token":
+		return runToken(args[1:], env, stdout, stderr, currentPlatform(), isTerminal)
+	case "doctor":
+		return runDoctor(args[1:], env, stdout, stderr, currentPlatform())
 	}
 	h := NewHelper(env, stderr)
 	var err error
@@ -76,9 +97,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 	case "--help", "-h", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "configure-docker":
-		if err := ConfigureDocker(args[1:], env, h.ConfigPath, stderr); err != nil {
-			fmt.Fprintf(stderr, "%s: configure-docker: %s\n", Name, oneLine(err))
+	case "configure-docker", "configure-podman":
+		configure := ConfigureDocker
+		if args[0] == "configure-podman" {
+			configure = ConfigurePodman
+		}
+		if err := configure(args[1:], env, h.ConfigPath, stderr); err != nil {
+			fmt.Fprintf(stderr, "%s: %s: %s\n", Name, args[0], oneLine(err))
 			return 1
 		}
 		return 0
@@ -94,27 +119,39 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 }
 
 // NewHelper builds a Helper from the environment: XDG directories unless
-// the helper's own variables say otherwise.
+// the helper's own variables say otherwise, and system paths when HOME is
+// unset (see dirs.go).
 func NewHelper(env tokensource.Env, stderr io.Writer) *Helper {
+	return newHelper(env, stderr, "", currentPlatform())
+}
+
+// newHelper is NewHelper with a --cache-dir flag value and the platform
+// facts the defaults depend on.
+func newHelper(env tokensource.Env, stderr io.Writer, cacheDirFlag string, p platform) *Helper {
+	config := configPathChoice(env, p)
 	h := &Helper{
-		Env:        env,
-		ConfigPath: env(EnvConfig),
-		Stderr:     stderr,
-		Debug:      env(EnvDebug) != "" && env(EnvDebug) != "0" && !strings.EqualFold(env(EnvDebug), "false"),
+		Env:          env,
+		ConfigPath:   config.Path,
+		ConfigSource: config.Source,
+		Stderr:       stderr,
+		Debug:        env(EnvDebug) != "" && env(EnvDebug) != "0" && !strings.EqualFold(env(EnvDebug), "false"),
 	}
-	if h.ConfigPath == "" {
-		h.ConfigPath = filepath.Join(xdg.ConfigHome, Name, "config.json")
-	}
-	cacheDir := env(EnvCacheDir)
-	if cacheDir == "" {
-		cacheDir = filepath.Join(xdg.CacheHome, Name)
-	}
+	h.setCacheDir(cacheDirChoice(env, cacheDirFlag, p))
+	return h
+}
+
+// setCacheDir points the helper at a cache directory; an empty path
+// disables the cache.
+func (h *Helper) setCacheDir(c Choice) {
+	h.CacheSource = c.Source
 	h.Cache = &cache.Cache{
-		Dir:    cacheDir,
+		Dir:    c.Path,
 		Debugf: h.debugf,
 		Warnf:  h.warnf,
 	}
-	return h
+	if c.Path == "" {
+		h.debugf("token cache disabled: %s", c.Source)
+	}
 }
 
 func readStdin(stdin io.Reader) (string, error) {

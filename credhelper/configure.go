@@ -28,12 +28,39 @@ func (l *hostList) Set(v string) error {
 	return nil
 }
 
+// credHelpersFile is a JSON file whose credHelpers map names credential
+// helpers per registry host: Docker's config.json, or the containers auth
+// file that podman, buildah and skopeo read. Both get the same treatment.
+type credHelpersFile struct {
+	command string
+	// locate finds the file from the (injected) environment.
+	locate func(env tokensource.Env) (string, error)
+	// shadowed optionally warns about files the tool reads first.
+	shadowed func(env tokensource.Env, hosts []string, stderr io.Writer)
+}
+
+var (
+	dockerConfigFile = credHelpersFile{command: "configure-docker", locate: dockerConfigPath}
+	containersAuth   = credHelpersFile{command: "configure-podman", locate: containersAuthPath, shadowed: warnRuntimeAuthFile}
+)
+
 // ConfigureDocker points Docker's credHelpers for the given registries at
 // this helper. It keeps every other key and the file's mode, writes
 // atomically, and changes nothing when run again. Registries other than the
 // default are also added to the helper's config so that they are served.
 func ConfigureDocker(args []string, env tokensource.Env, helperConfigPath string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("configure-docker", flag.ContinueOnError)
+	return configureCredHelpers(dockerConfigFile, args, env, helperConfigPath, stderr)
+}
+
+// ConfigurePodman does what ConfigureDocker does for the containers auth
+// file ($REGISTRY_AUTH_FILE, else $XDG_CONFIG_HOME/containers/auth.json),
+// which podman, buildah and skopeo consult before Docker's config.
+func ConfigurePodman(args []string, env tokensource.Env, helperConfigPath string, stderr io.Writer) error {
+	return configureCredHelpers(containersAuth, args, env, helperConfigPath, stderr)
+}
+
+func configureCredHelpers(target credHelpersFile, args []string, env tokensource.Env, helperConfigPath string, stderr io.Writer) error {
+	fs := flag.NewFlagSet(target.command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var hosts hostList
 	fs.Var(&hosts, "registry", "registry `HOST` to configure (repeatable; default: every served registry)")
@@ -59,18 +86,21 @@ func ConfigureDocker(args []string, env tokensource.Env, helperConfigPath string
 		hosts = sortedKeys(served)
 	}
 
-	dockerPath, err := dockerConfigPath(env)
+	path, err := target.locate(env)
 	if err != nil {
 		return err
 	}
-	changed, err := mergeCredHelpers(dockerPath, hosts, stderr)
+	changed, err := mergeCredHelpers(path, hosts, stderr)
 	if err != nil {
 		return err
 	}
 	if changed {
-		fmt.Fprintf(stderr, "%s: %s now uses %s for %s\n", Name, dockerPath, Name, strings.Join(hosts, ", "))
+		fmt.Fprintf(stderr, "%s: %s now uses %s for %s\n", Name, path, Name, strings.Join(hosts, ", "))
 	} else {
-		fmt.Fprintf(stderr, "%s: %s already uses %s for %s; nothing changed\n", Name, dockerPath, Name, strings.Join(hosts, ", "))
+		fmt.Fprintf(stderr, "%s: %s already uses %s for %s; nothing changed\n", Name, path, Name, strings.Join(hosts, ", "))
+	}
+	if target.shadowed != nil {
+		target.shadowed(env, hosts, stderr)
 	}
 
 	// Explicitly named registries are made permanent in the helper config.
@@ -109,6 +139,52 @@ func dockerConfigPath(env tokensource.Env) (string, error) {
 		return "", errors.New("HOME is not set; set DOCKER_CONFIG to the directory of Docker's config.json")
 	}
 	return filepath.Join(home, ".docker", "config.json"), nil
+}
+
+// containersAuthPath is the file podman login would use if it persisted
+// across reboots: REGISTRY_AUTH_FILE, else $XDG_CONFIG_HOME (default
+// ~/.config)/containers/auth.json. The default of podman login itself,
+// ${XDG_RUNTIME_DIR}/containers/auth.json, is a tmpfs and is wiped at logout.
+func containersAuthPath(env tokensource.Env) (string, error) {
+	if p := env("REGISTRY_AUTH_FILE"); p != "" {
+		return p, nil
+	}
+	if dir := env("XDG_CONFIG_HOME"); dir != "" {
+		return filepath.Join(dir, "containers", "auth.json"), nil
+	}
+	if home := env("HOME"); home != "" {
+		return filepath.Join(home, ".config", "containers", "auth.json"), nil
+	}
+	return "", errors.New("REGISTRY_AUTH_FILE, XDG_CONFIG_HOME and HOME are all unset; set REGISTRY_AUTH_FILE to the containers auth file, e.g. /etc/containers/auth.json")
+}
+
+// warnRuntimeAuthFile points out entries for our hosts in the runtime auth
+// file of an earlier podman login: containers/image reads that file first,
+// so its entries would win over the credHelpers just written.
+func warnRuntimeAuthFile(env tokensource.Env, hosts []string, stderr io.Writer) {
+	dir := env("XDG_RUNTIME_DIR")
+	if dir == "" || env("REGISTRY_AUTH_FILE") != "" {
+		return
+	}
+	path := filepath.Join(dir, "containers", "auth.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	var doc struct {
+		Auths       map[string]json.RawMessage `json:"auths"`
+		CredHelpers map[string]string          `json:"credHelpers"`
+	}
+	if json.Unmarshal(data, &doc) != nil {
+		return
+	}
+	for _, h := range hosts {
+		_, auth := doc.Auths[h]
+		helper, ok := doc.CredHelpers[h]
+		if auth || (ok && helper != HelperName) {
+			fmt.Fprintf(stderr, "%s: warning: %s has an entry for %s from an earlier podman login, and podman reads that file first; run podman logout %s\n", Name, path, h, h)
+		}
+	}
 }
 
 // mergeCredHelpers sets credHelpers[host] = "stackit" for each host and

@@ -120,6 +120,99 @@ func TestConfigureDockerErrors(t *testing.T) {
 	assert.Contains(t, err.Error(), "set DOCKER_CONFIG")
 }
 
+func configurePodman(t *testing.T, env map[string]string, args ...string) (string, error) {
+	var stderr bytes.Buffer
+	err := ConfigurePodman(args, func(k string) string { return env[k] }, env[EnvConfig], &stderr)
+	return stderr.String(), err
+}
+
+func TestConfigurePodmanAuthFile(t *testing.T) {
+	env, _ := configureEnv(t)
+	authFile := filepath.Join(env["HOME"], "run", "auth.json")
+	env["REGISTRY_AUTH_FILE"] = authFile
+	require.NoError(t, os.MkdirAll(filepath.Dir(authFile), 0o700))
+	original := `{"auths":{"quay.io":{"auth":"dTpw"}},"credHelpers":{"gcr.io":"gcloud"}}`
+	require.NoError(t, os.WriteFile(authFile, []byte(original), 0o640))
+	require.NoError(t, os.Chmod(authFile, 0o640))
+
+	msg, err := configurePodman(t, env, "--registry", DefaultRegistry, "--registry", "127.0.0.1:5000")
+	require.NoError(t, err)
+	assert.Contains(t, msg, authFile+" now uses docker-credential-stackit for registry.onstackit.cloud, 127.0.0.1:5000")
+	data, err := os.ReadFile(authFile)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"auths":{"quay.io":{"auth":"dTpw"}},"credHelpers":{"gcr.io":"gcloud","registry.onstackit.cloud":"stackit","127.0.0.1:5000":"stackit"}}`, string(data))
+	fi, err := os.Stat(authFile)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), "mode kept")
+	cfg, err := LoadConfig(env[EnvConfig])
+	require.NoError(t, err)
+	assert.Contains(t, cfg.Registries, "127.0.0.1:5000", "the helper now serves the extra host")
+
+	msg, err = configurePodman(t, env, "--registry", DefaultRegistry, "--registry", "127.0.0.1:5000")
+	require.NoError(t, err)
+	assert.Contains(t, msg, "nothing changed")
+	again, err := os.ReadFile(authFile)
+	require.NoError(t, err)
+	assert.Equal(t, string(data), string(again), "idempotent, byte for byte")
+
+	// The Docker config was not touched.
+	_, err = os.Stat(filepath.Join(env["DOCKER_CONFIG"], "config.json"))
+	assert.True(t, os.IsNotExist(err))
+}
+
+func TestConfigurePodmanLocations(t *testing.T) {
+	env, _ := configureEnv(t)
+	home := env["HOME"]
+
+	_, err := configurePodman(t, env)
+	require.NoError(t, err)
+	data, err := os.ReadFile(filepath.Join(home, ".config", "containers", "auth.json"))
+	require.NoError(t, err, "HOME/.config/containers/auth.json by default")
+	assert.JSONEq(t, `{"credHelpers":{"registry.onstackit.cloud":"stackit"}}`, string(data))
+	fi, err := os.Stat(filepath.Join(home, ".config", "containers", "auth.json"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "a new auth file is private")
+
+	env["XDG_CONFIG_HOME"] = filepath.Join(home, "xdg")
+	_, err = configurePodman(t, env)
+	require.NoError(t, err)
+	_, err = os.Stat(filepath.Join(home, "xdg", "containers", "auth.json"))
+	require.NoError(t, err, "XDG_CONFIG_HOME from the injected environment")
+
+	for _, k := range []string{"HOME", "XDG_CONFIG_HOME"} {
+		delete(env, k)
+	}
+	_, err = configurePodman(t, env)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "REGISTRY_AUTH_FILE, XDG_CONFIG_HOME and HOME are all unset; set REGISTRY_AUTH_FILE")
+}
+
+func TestConfigurePodmanWarnsAboutRuntimeLogins(t *testing.T) {
+	env, _ := configureEnv(t)
+	runtime := filepath.Join(env["HOME"], "run-user")
+	env["XDG_RUNTIME_DIR"] = runtime
+	require.NoError(t, os.MkdirAll(filepath.Join(runtime, "containers"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(runtime, "containers", "auth.json"), []byte(`{"auths":{"registry.onstackit.cloud":{"auth":"eDp5"}}}`), 0o600))
+	msg, err := configurePodman(t, env)
+	require.NoError(t, err)
+	assert.Contains(t, msg, "has an entry for registry.onstackit.cloud from an earlier podman login, and podman reads that file first; run podman logout registry.onstackit.cloud")
+}
+
+func TestConfigurePodmanThroughMain(t *testing.T) {
+	f := newFixture(t)
+	f.env["REGISTRY_AUTH_FILE"] = filepath.Join(f.dir, "auth.json")
+	_, code := f.run(t, "", "configure-podman", "--registry", "registry.onstackit.cloud")
+	require.Equal(t, 0, code, f.stderr.String())
+	data, err := os.ReadFile(f.env["REGISTRY_AUTH_FILE"])
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"credHelpers":{"registry.onstackit.cloud":"stackit"}}`, string(data))
+
+	f.stderr.Reset()
+	_, code = f.run(t, "", "configure-podman", "stray")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, f.stderr.String(), `docker-credential-stackit: configure-podman: unexpected argument "stray"`)
+}
+
 func TestBareConfigureLeavesEnvHostsToTheEnv(t *testing.T) {
 	env, _ := configureEnv(t)
 	env[EnvRegistries] = "extra.example.com"

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker-credential-helpers/credentials"
@@ -58,7 +59,11 @@ type Helper struct {
 	Env tokensource.Env
 	// ConfigPath is the helper's config file; stored logins live next to it.
 	ConfigPath string
-	Cache      *cache.Cache
+	// ConfigSource and CacheSource say why those paths were chosen, for
+	// doctor; empty when the caller set the paths itself.
+	ConfigSource string
+	CacheSource  string
+	Cache        *cache.Cache
 	// Stderr receives warnings and, with Debug, the debug log.
 	Stderr io.Writer
 	Debug  bool
@@ -66,7 +71,14 @@ type Helper struct {
 	HTTPClient *http.Client
 	// Now defaults to time.Now; tests move it to check robot expiry.
 	Now func() time.Time
+	// NoCredentialsIsError is for commands where a person named the host
+	// (token, doctor): no configured credentials is then an error that says
+	// what to set, not the quiet not-found of the Docker protocol.
+	NoCredentialsIsError bool
 
+	// mu guards hosts: in-process users (package stackitauthn) may call Get
+	// from many goroutines.
+	mu    sync.Mutex
 	hosts map[string]RegistryConfig
 }
 
@@ -95,6 +107,8 @@ func (h *Helper) lookupHost(serverURL string) (host string, entry RegistryConfig
 }
 
 func (h *Helper) allowed() (map[string]RegistryConfig, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.hosts != nil {
 		return h.hosts, nil
 	}
@@ -169,6 +183,9 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 		why := "not configured"
 		if m != nil && m.choice.Reason != "" {
 			why = m.choice.Reason
+		}
+		if h.NoCredentialsIsError {
+			return nil, fmt.Errorf("%s: %w; workload identity federation not used either: %s", host, err, why)
 		}
 		h.warnf("no credentials for %s: %v; workload identity federation not used either: %s; pulling anonymously", host, err, why)
 		return nil, errNotFound

@@ -38,8 +38,8 @@ type KeyFlow struct {
 	// can read; the caller shows them.
 	Warnings []string
 
-	privateKey setting
-	lookup     *lookup
+	privateKeyOverride setting
+	lookup             *lookup
 }
 
 func (k *KeyFlow) warn(msg string) { k.Warnings = append(k.Warnings, msg) }
@@ -88,7 +88,7 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 	if err := CheckEndpoint(k.Endpoint); err != nil {
 		return nil, fmt.Errorf("token endpoint from %s: %w", k.EndpointSource, err)
 	}
-	k.privateKey = setting{value: o.PrivateKeyPath, source: "privateKeyPath in the helper config", isPath: true}
+	k.privateKeyOverride = setting{value: o.PrivateKeyPath, source: "privateKeyPath in the helper config", isPath: true}
 	if o.ServiceAccountKeyPath != "" {
 		// A registry with its own service account must not pick up the
 		// default account's STACKIT_PRIVATE_KEY_PATH: only its own
@@ -144,7 +144,13 @@ func (k *KeyFlow) now() time.Time {
 }
 
 func (k *KeyFlow) loadPrivateKey() (*rsa.PrivateKey, error) {
-	s := k.privateKey
+	priv, _, err := k.privateKey()
+	return priv, err
+}
+
+// privateKey finds and parses the private key, and says where it came from.
+func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, error) {
+	s := k.privateKeyOverride
 	if s.value == "" {
 		l := k.lookup
 		if l == nil {
@@ -153,27 +159,27 @@ func (k *KeyFlow) loadPrivateKey() (*rsa.PrivateKey, error) {
 		var err error
 		s, err = l.first(setting{}, EnvPrivateKeyPath, EnvPrivateKey)
 		if err != nil {
-			return nil, err
+			return nil, s, err
 		}
 	}
 	if s.value == "" {
 		if k.Key.Credentials.PrivateKey == "" {
-			return nil, fmt.Errorf("the service account key from %s has no embedded private key; set %s to the PEM file you created the key with", k.KeySource, EnvPrivateKeyPath)
+			return nil, s, fmt.Errorf("the service account key from %s has no embedded private key; set %s to the PEM file you created the key with", k.KeySource, EnvPrivateKeyPath)
 		}
 		s = setting{value: k.Key.Credentials.PrivateKey, source: "credentials.privateKey in the key"}
 	}
 	data, err := s.load("private key", "set "+EnvPrivateKeyPath+" to the PEM private key", k.warn)
 	if err != nil {
-		return nil, err
+		return nil, s, err
 	}
 	priv, err := ParsePrivateKey(data)
 	if err != nil {
 		if s.isPath {
-			return nil, fmt.Errorf("read private key %s (from %s): %w", s.value, s.source, err)
+			return nil, s, fmt.Errorf("read private key %s (from %s): %w", s.value, s.source, err)
 		}
-		return nil, fmt.Errorf("read private key from %s: %w", s.source, err)
+		return nil, s, fmt.Errorf("read private key from %s: %w", s.source, err)
 	}
-	return priv, nil
+	return priv, s, nil
 }
 
 // SignAssertion builds the RS512 JWT the token endpoint expects.

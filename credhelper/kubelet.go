@@ -1,0 +1,306 @@
+package credhelper
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// The kubelet image credential provider protocol
+// (k8s.io/kubelet/pkg/apis/credentialprovider/v1). The structs are our own
+// so that the helper does not pull in Kubernetes; they carry exactly the
+// fields of the published API, because the kubelet decodes strictly.
+const (
+	kubeletAPIGroup     = "credentialprovider.kubelet.k8s.io"
+	kubeletAPIVersionV1 = kubeletAPIGroup + "/v1"
+	kubeletRequestKind  = "CredentialProviderRequest"
+	kubeletResponseKind = "CredentialProviderResponse"
+	// maxKubeletRequest bounds stdin: a request is an image name, a
+	// service account token (a few KiB) and a handful of annotations.
+	maxKubeletRequest = 1 << 20
+)
+
+// kubeletAPIVersions are the versions whose request and response shapes we
+// implement. v1alpha1 and v1beta1 have the same fields minus the service
+// account token; older kubelets still send them.
+var kubeletAPIVersions = map[string]bool{
+	kubeletAPIVersionV1:           true,
+	kubeletAPIGroup + "/v1beta1":  true,
+	kubeletAPIGroup + "/v1alpha1": true,
+}
+
+// AnnotationServiceAccountEmail, on a Kubernetes ServiceAccount and passed
+// on by the kubelet (tokenAttributes.optionalServiceAccountAnnotationKeys),
+// names the STACKIT service account that pods using it pull as.
+const AnnotationServiceAccountEmail = "stackit.cloud/service-account-email"
+
+// kubeletRequest is a CredentialProviderRequest.
+type kubeletRequest struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Image      string `json:"image"`
+	// ServiceAccountToken is the pod's bound service account token, sent
+	// by Kubernetes 1.33+ when tokenAttributes is configured.
+	ServiceAccountToken       string            `json:"serviceAccountToken,omitempty"`
+	ServiceAccountAnnotations map[string]string `json:"serviceAccountAnnotations,omitempty"`
+}
+
+// kubeletResponse is a CredentialProviderResponse. CacheDuration is a
+// pointer-free string: empty means "not set" and is omitted, so that the
+// kubelet applies its defaultCacheDuration.
+type kubeletResponse struct {
+	APIVersion    string                 `json:"apiVersion"`
+	Kind          string                 `json:"kind"`
+	CacheKeyType  string                 `json:"cacheKeyType"`
+	CacheDuration string                 `json:"cacheDuration,omitempty"`
+	Auth          map[string]kubeletAuth `json:"auth"`
+}
+
+type kubeletAuth struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// decodeKubeletRequest parses a CredentialProviderRequest strictly: unknown
+// fields, trailing data, an unknown apiVersion or kind and a missing image
+// are errors. It is pure so that it can be fuzzed. Errors never quote the
+// input, which may hold a service account token.
+func decodeKubeletRequest(data []byte) (*kubeletRequest, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var req kubeletRequest
+	if err := dec.Decode(&req); err != nil {
+		return nil, fmt.Errorf("stdin is not a CredentialProviderRequest: %s; the kubelet sends {\"apiVersion\":%q,\"kind\":%q,\"image\":\"…\"}",
+			describeJSONError(err), kubeletAPIVersionV1, kubeletRequestKind)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("stdin holds more than one JSON value; the kubelet sends exactly one CredentialProviderRequest")
+	}
+	if err := checkKubeletFieldCase(data); err != nil {
+		return nil, err
+	}
+	switch {
+	case req.APIVersion == "":
+		return nil, fmt.Errorf("the request has no apiVersion; expected %s", kubeletAPIVersionV1)
+	case !kubeletAPIVersions[req.APIVersion]:
+		return nil, fmt.Errorf("unsupported apiVersion %q; set apiVersion: %s for this provider in the kubelet's CredentialProviderConfig", truncate(req.APIVersion, 80), kubeletAPIVersionV1)
+	case req.Kind != kubeletRequestKind:
+		return nil, fmt.Errorf("unsupported kind %q; expected %s", truncate(req.Kind, 80), kubeletRequestKind)
+	case strings.TrimSpace(req.Image) == "":
+		return nil, errors.New("the request has no image")
+	}
+	return &req, nil
+}
+
+// kubeletRequestFields are the request's JSON names, spelt exactly.
+var kubeletRequestFields = []string{"apiVersion", "kind", "image", "serviceAccountToken", "serviceAccountAnnotations"}
+
+// checkKubeletFieldCase rejects names that differ from the API's only in
+// case: encoding/json would accept them, the kubelet's decoder would not.
+func checkKubeletFieldCase(data []byte) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil {
+		return nil // the strict decode has already judged the shape
+	}
+	for field := range top {
+		for _, name := range kubeletRequestFields {
+			if strings.EqualFold(field, name) && field != name {
+				return fmt.Errorf("the request field %q must be spelt %q", truncate(field, 40), name)
+			}
+		}
+	}
+	return nil
+}
+
+// describeJSONError words a decode error without echoing input bytes.
+func describeJSONError(err error) string {
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "it is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "it ends in the middle of the JSON"
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("invalid JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typeErr):
+		return fmt.Sprintf("field %q has the wrong type", typeErr.Field)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// The field name is the caller's own key, not a value; keep it
+		// short in case a key was used to smuggle data.
+		return "it has an " + truncate(strings.TrimPrefix(err.Error(), "json: "), 100)
+	default:
+		return "malformed JSON"
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// imageRegistry returns the registry part of an image reference exactly as
+// written (the kubelet matches auth keys against it) and its normalised
+// host. References without a registry part mean Docker Hub.
+func imageRegistry(image string) (raw, host string, err error) {
+	image = strings.TrimSpace(image)
+	first, _, hasSlash := strings.Cut(image, "/")
+	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+		return "docker.io", "docker.io", nil
+	}
+	host, err = NormalizeHost(first)
+	if err != nil {
+		return "", "", fmt.Errorf("image %q does not start with a registry host", truncate(image, 200))
+	}
+	return first, host, nil
+}
+
+// podIdentity is a pod's own STACKIT identity, from a kubelet request in
+// service account token mode.
+type podIdentity struct {
+	Email string
+	// Token is the pod's Kubernetes service account token, the federated
+	// token of workload identity federation.
+	Token string
+}
+
+// errNoFederation is returned for per-pod identities until workload
+// identity federation is available in package tokensource.
+var errNoFederation = errors.New("per-pod STACKIT identities need workload identity federation, which this build of " + Name +
+	" does not include yet; remove the " + AnnotationServiceAccountEmail + " annotation from the ServiceAccount to pull with the node's identity")
+
+// federatedCredential exchanges a pod's service account token for a STACKIT
+// access token of id.Email. It is the seam for workload identity federation.
+func (h *Helper) federatedCredential(_ context.Context, host string, id podIdentity) (*Credential, error) {
+	h.debugf("kubelet %s: pod identity %s requested", host, id.Email)
+	return nil, errNoFederation
+}
+
+// kubeletResponseFor answers one request. An image on a host this helper
+// does not serve gets an empty auth map: the kubelet then pulls without
+// credentials from us, as Docker does on credentials-not-found.
+func (h *Helper) kubeletResponseFor(ctx context.Context, req *kubeletRequest, now time.Time) (*kubeletResponse, error) {
+	resp := &kubeletResponse{
+		APIVersion:   req.APIVersion,
+		Kind:         kubeletResponseKind,
+		CacheKeyType: "Registry",
+		Auth:         map[string]kubeletAuth{},
+	}
+	raw, host, err := imageRegistry(req.Image)
+	if err != nil {
+		return nil, err
+	}
+
+	var cred *Credential
+	if email := strings.TrimSpace(req.ServiceAccountAnnotations[AnnotationServiceAccountEmail]); email != "" {
+		if req.ServiceAccountToken == "" {
+			return nil, fmt.Errorf("the ServiceAccount asks for STACKIT identity %s but the kubelet sent no serviceAccountToken; add tokenAttributes to this provider in the CredentialProviderConfig", email)
+		}
+		if !strings.Contains(email, "@") {
+			return nil, fmt.Errorf("annotation %s is %q, which is not a service account email; set it to the email of the STACKIT service account, e.g. name-abc123@sa.stackit.cloud", AnnotationServiceAccountEmail, truncate(email, 100))
+		}
+		if _, _, ok, err := h.lookupHost(host); err != nil {
+			return nil, err
+		} else if !ok {
+			return h.emptyKubeletResponse(resp), nil
+		}
+		cred, err = h.federatedCredential(ctx, host, podIdentity{Email: email, Token: req.ServiceAccountToken})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", host, err)
+		}
+	} else {
+		cred, err = h.Credential(ctx, host)
+		if errors.Is(err, errNotFound) {
+			return h.emptyKubeletResponse(resp), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	resp.Auth[raw] = kubeletAuth{Username: cred.Username, Password: cred.Secret}
+	if !cred.Expiry.IsZero() {
+		resp.CacheDuration = kubeletCacheDuration(cred.Expiry, now).String()
+	}
+	return resp, nil
+}
+
+// emptyKubeletResponse answers "no credentials from us" and asks the kubelet
+// not to cache that, so that adding the host or a key takes effect on the
+// next pull rather than after defaultCacheDuration.
+func (h *Helper) emptyKubeletResponse(resp *kubeletResponse) *kubeletResponse {
+	resp.CacheDuration = "0s"
+	return resp
+}
+
+// budgetContext bounds one command the way one get is bounded:
+// DOCKER_CREDENTIAL_STACKIT_TIMEOUT, at most 45 s, well inside the
+// kubelet's 60 s. A malformed value is reported by Credential.
+func (h *Helper) budgetContext() (context.Context, context.CancelFunc) {
+	total, _, err := timeouts(h.Env)
+	if err != nil {
+		total = getBudget
+	}
+	return context.WithTimeout(context.Background(), total)
+}
+
+// kubeletCacheDuration is half the token's remaining life, in whole
+// seconds, as the AWS provider does: the kubelet then asks again while the
+// token still has half its life, and we answer from our own cache.
+func kubeletCacheDuration(expiry, now time.Time) time.Duration {
+	d := (expiry.Sub(now) / 2).Truncate(time.Second)
+	if d < 0 {
+		return 0
+	}
+	return d
+}
+
+// runKubelet implements `docker-credential-stackit kubelet`. Only the
+// response goes to stdout; errors are one line on stderr, which the kubelet
+// copies into its log, and exit status 1.
+func runKubelet(args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer, p platform) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "%s: kubelet: %s\n", Name, oneLine(err))
+		return 1
+	}
+	cacheDir, err := parseCacheDirFlags("kubelet", args, stderr)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		return fail(err)
+	}
+	h := newHelper(env, stderr, cacheDir, p)
+	data, err := io.ReadAll(io.LimitReader(stdin, maxKubeletRequest+1))
+	if err != nil {
+		return fail(fmt.Errorf("read stdin: %w", err))
+	}
+	if len(data) > maxKubeletRequest {
+		return fail(errors.New("stdin is larger than 1 MiB; expected one CredentialProviderRequest"))
+	}
+	req, err := decodeKubeletRequest(data)
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := h.budgetContext()
+	defer cancel()
+	resp, err := h.kubeletResponseFor(ctx, req, time.Now())
+	if err != nil {
+		return fail(err)
+	}
+	out, err := json.Marshal(resp)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := stdout.Write(append(out, '\n')); err != nil {
+		return fail(fmt.Errorf("write the response: %w", err))
+	}
+	return 0
+}

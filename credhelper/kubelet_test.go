@@ -1,0 +1,251 @@
+package credhelper
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker-credential-helpers/credentials"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
+)
+
+// testPlatform is a non-root user without a passwd home, so that no test
+// falls back to a system path.
+func testPlatform(t *testing.T) platform {
+	dir := t.TempDir()
+	return platform{
+		euid:          1000,
+		passwdHome:    func() string { return "" },
+		xdgCacheHome:  filepath.Join(dir, "xdg-cache"),
+		xdgConfigHome: filepath.Join(dir, "xdg-config"),
+	}
+}
+
+// k8sResponse mirrors k8s.io/kubelet/pkg/apis/credentialprovider/v1
+// CredentialProviderResponse field for field. Decoding our output into it
+// with unknown fields disallowed is what the kubelet's strict decoder does.
+type k8sResponse struct {
+	APIVersion    string `json:"apiVersion"`
+	Kind          string `json:"kind"`
+	CacheKeyType  string `json:"cacheKeyType"`
+	CacheDuration string `json:"cacheDuration,omitempty"`
+	Auth          map[string]struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	} `json:"auth,omitempty"`
+}
+
+func kubeletRequestJSON(apiVersion, image string) string {
+	return `{"apiVersion":"` + apiVersion + `","kind":"CredentialProviderRequest","image":"` + image + `"}`
+}
+
+func (f *fixture) kubelet(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = runKubelet(args, func(k string) string { return f.env[k] }, strings.NewReader(stdin), &out, &errOut, testPlatform(t))
+	return out.String(), errOut.String(), code
+}
+
+func decodeK8sResponse(t *testing.T, out string) k8sResponse {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	var resp k8sResponse
+	require.NoError(t, dec.Decode(&resp), "the kubelet's strict decoder would reject: %s", out)
+	return resp
+}
+
+func TestKubeletAnswersWithHalfTheTokenLife(t *testing.T) {
+	f := newFixture(t)
+	out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "registry.onstackit.cloud/proj/app:1.0"))
+	require.Equal(t, 0, code, stderr)
+	assert.Empty(t, stderr)
+	assert.True(t, strings.HasSuffix(out, "}\n") && strings.Count(out, "\n") == 1, "one JSON line: %q", out)
+
+	resp := decodeK8sResponse(t, out)
+	assert.Equal(t, kubeletAPIVersionV1, resp.APIVersion)
+	assert.Equal(t, "CredentialProviderResponse", resp.Kind)
+	assert.Equal(t, "Registry", resp.CacheKeyType)
+	d, err := time.ParseDuration(resp.CacheDuration)
+	require.NoError(t, err)
+	// The fake issues 30-minute tokens: half the remaining life is just
+	// under 15 minutes. Generous bounds: no timing assumptions.
+	assert.LessOrEqual(t, d, 15*time.Minute)
+	assert.Greater(t, d, 10*time.Minute)
+	assert.Equal(t, d.Truncate(time.Second), d, "whole seconds")
+	require.Len(t, resp.Auth, 1)
+	auth := resp.Auth["registry.onstackit.cloud"]
+	assert.Equal(t, "ci-sa@sa.stackit.cloud", auth.Username)
+	assert.True(t, f.srv.Valid(auth.Username, auth.Password))
+
+	// A second pull is served from the helper's own cache.
+	out2, _, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "registry.onstackit.cloud/proj/other@sha256:"+strings.Repeat("a", 64)))
+	require.Equal(t, 0, code)
+	assert.Equal(t, auth.Password, decodeK8sResponse(t, out2).Auth["registry.onstackit.cloud"].Password)
+	assert.Equal(t, 1, f.srv.Requests())
+}
+
+func TestKubeletCacheDuration(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	assert.Equal(t, "14m30s", kubeletCacheDuration(now.Add(29*time.Minute), now).String())
+	assert.Equal(t, "14m30s", kubeletCacheDuration(now.Add(29*time.Minute+1500*time.Millisecond), now).String(), "truncated to seconds")
+	assert.Equal(t, "0s", kubeletCacheDuration(now.Add(-time.Minute), now).String())
+}
+
+func TestKubeletEchoesOlderAPIVersions(t *testing.T) {
+	f := newFixture(t)
+	for _, v := range []string{"credentialprovider.kubelet.k8s.io/v1beta1", "credentialprovider.kubelet.k8s.io/v1alpha1"} {
+		out, stderr, code := f.kubelet(t, kubeletRequestJSON(v, "registry.onstackit.cloud/p/a:1"))
+		require.Equal(t, 0, code, stderr)
+		assert.Equal(t, v, decodeK8sResponse(t, out).APIVersion)
+	}
+}
+
+func TestKubeletForeignImagesGetEmptyAuth(t *testing.T) {
+	f := newFixture(t)
+	// A broken key proves nothing is read for foreign hosts.
+	f.env[tokensource.EnvServiceAccountKeyPath] = filepath.Join(f.dir, "missing.json")
+	for _, image := range []string{"nginx", "nginx:1.27", "library/nginx:1", "docker.io/library/nginx", "ghcr.io/x/y:1", "registry.onstackit.cloud.evil.com/x:1", "localhost/x", "localhost:5000/x"} {
+		out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, image))
+		require.Equal(t, 0, code, "%s: %s", image, stderr)
+		assert.Equal(t, `{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Registry","cacheDuration":"0s","auth":{}}`+"\n", out, image)
+		decodeK8sResponse(t, out)
+	}
+	assert.Equal(t, 0, f.srv.Requests())
+}
+
+func TestKubeletAuthKeyIsTheImagesRegistry(t *testing.T) {
+	f := newFixture(t)
+	f.env[EnvRegistries] = "127.0.0.1:5000,team.example.com"
+	out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "127.0.0.1:5000/a/b@sha256:"+strings.Repeat("0", 64)))
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, decodeK8sResponse(t, out).Auth, "127.0.0.1:5000")
+
+	// The kubelet matches auth keys against the image as written.
+	out, stderr, code = f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "Team.Example.com/a:1"))
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, decodeK8sResponse(t, out).Auth, "Team.Example.com")
+
+	out, _, code = f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "127.0.0.1:5001/a:1"))
+	require.Equal(t, 0, code)
+	assert.Empty(t, decodeK8sResponse(t, out).Auth, "another port is another host")
+}
+
+func TestKubeletStaticLoginUsesTheDefaultCacheDuration(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.helper().Add(robotLogin()))
+	out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "registry.onstackit.cloud/p/a:1"))
+	require.Equal(t, 0, code, stderr)
+	resp := decodeK8sResponse(t, out)
+	assert.Empty(t, resp.CacheDuration, "a static login has no expiry; the kubelet's defaultCacheDuration applies")
+	assert.NotContains(t, out, "cacheDuration")
+	assert.Equal(t, "robot$proj+ci", resp.Auth["registry.onstackit.cloud"].Username)
+}
+
+func TestKubeletRejectsBadRequests(t *testing.T) {
+	f := newFixture(t)
+	const secretToken = "eyJhbGciOiJSUzI1NiJ9.pod-token-secret.sig"
+	cases := map[string]struct{ stdin, want string }{
+		"empty":            {"", "stdin is not a CredentialProviderRequest: it is empty"},
+		"not json":         {"registry.onstackit.cloud", "invalid JSON at byte 1"},
+		"truncated":        {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1",`, "ends in the middle"},
+		"unknown field":    {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"a.b/c","serviceAccountToken":"` + secretToken + `","extra":1}`, `unknown field "extra"`},
+		"trailing data":    {kubeletRequestJSON(kubeletAPIVersionV1, "a.b/c") + `{}`, "more than one JSON value"},
+		"unknown version":  {kubeletRequestJSON("credentialprovider.kubelet.k8s.io/v2", "a.b/c"), `unsupported apiVersion "credentialprovider.kubelet.k8s.io/v2"; set apiVersion: credentialprovider.kubelet.k8s.io/v1`},
+		"no version":       {`{"kind":"CredentialProviderRequest","image":"a.b/c"}`, "the request has no apiVersion"},
+		"other group":      {kubeletRequestJSON("client.authentication.k8s.io/v1", "a.b/c"), "unsupported apiVersion"},
+		"wrong kind":       {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"ExecCredential","image":"a.b/c"}`, `unsupported kind "ExecCredential"`},
+		"no image":         {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest"}`, "the request has no image"},
+		"wrong type":       {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":7}`, `field "image" has the wrong type`},
+		"bad host":         {kubeletRequestJSON(kubeletAPIVersionV1, "a@b.c/x"), "does not start with a registry host"},
+		"field case":       {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"a.b/c","ServiceAccountToken":"` + secretToken + `"}`, `the request field "ServiceAccountToken" must be spelt "serviceAccountToken"`},
+		"token type wrong": {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"a.b/c","serviceAccountToken":["` + secretToken + `"]}`, "wrong type"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			out, stderr, code := f.kubelet(t, c.stdin)
+			assert.Equal(t, 1, code)
+			assert.Empty(t, out, "stdout is protocol only")
+			assert.Contains(t, stderr, c.want)
+			assert.True(t, strings.HasPrefix(stderr, "docker-credential-stackit: kubelet: "))
+			assert.Equal(t, 1, strings.Count(stderr, "\n"), "one line: %q", stderr)
+			assert.NotContains(t, stderr, "pod-token-secret")
+		})
+	}
+	assert.Equal(t, 0, f.srv.Requests())
+}
+
+func TestKubeletServiceAccountToken(t *testing.T) {
+	f := newFixture(t)
+	const podToken = "eyJhbGciOiJSUzI1NiJ9.pod-token.sig"
+	req := func(image string, annotations map[string]string) string {
+		data, err := json.Marshal(kubeletRequest{APIVersion: kubeletAPIVersionV1, Kind: kubeletRequestKind, Image: image, ServiceAccountToken: podToken, ServiceAccountAnnotations: annotations})
+		require.NoError(t, err)
+		return string(data)
+	}
+
+	// Without the annotation the pod pulls with the node's identity.
+	out, stderr, code := f.kubelet(t, req("registry.onstackit.cloud/p/a:1", map[string]string{"other.example/x": "y"}))
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "ci-sa@sa.stackit.cloud", decodeK8sResponse(t, out).Auth["registry.onstackit.cloud"].Username)
+
+	// With it, the pod's own identity is required; the node's is never
+	// substituted.
+	out, stderr, code = f.kubelet(t, req("registry.onstackit.cloud/p/a:1", map[string]string{AnnotationServiceAccountEmail: "pod-sa@sa.stackit.cloud"}))
+	assert.Equal(t, 1, code)
+	assert.Empty(t, out)
+	assert.Contains(t, stderr, "per-pod STACKIT identities need workload identity federation")
+	assert.NotContains(t, stderr, podToken)
+
+	// Foreign hosts stay empty whatever the pod's identity.
+	out, stderr, code = f.kubelet(t, req("ghcr.io/x/y", map[string]string{AnnotationServiceAccountEmail: "pod-sa@sa.stackit.cloud"}))
+	require.Equal(t, 0, code, stderr)
+	assert.Empty(t, decodeK8sResponse(t, out).Auth)
+
+	_, stderr, code = f.kubelet(t, req("registry.onstackit.cloud/p/a:1", map[string]string{AnnotationServiceAccountEmail: "not-an-email"}))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "is not a service account email")
+
+	noToken := `{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"registry.onstackit.cloud/p/a:1","serviceAccountAnnotations":{"` + AnnotationServiceAccountEmail + `":"pod-sa@sa.stackit.cloud"}}`
+	_, stderr, code = f.kubelet(t, noToken)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "sent no serviceAccountToken; add tokenAttributes")
+	assert.Equal(t, 1, f.srv.Requests(), "only the node identity's token was fetched")
+}
+
+func TestKubeletWithoutHome(t *testing.T) {
+	f := newFixture(t)
+	delete(f.env, "HOME")
+	delete(f.env, EnvCacheDir)
+	dir := filepath.Join(f.dir, "var-lib")
+	out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "registry.onstackit.cloud/p/a:1"), "--cache-dir", dir)
+	require.Equal(t, 0, code, stderr)
+	assert.NotEmpty(t, decodeK8sResponse(t, out).Auth)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.NotEmpty(t, entries, "the token was cached under --cache-dir")
+
+	_, stderr, code = f.kubelet(t, "", "--cache-dir", "relative/dir")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `--cache-dir "relative/dir" is not an absolute path`)
+
+	_, stderr, code = f.kubelet(t, "", "--frobnicate")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "flag provided but not defined: -frobnicate; run docker-credential-stackit kubelet --help")
+	assert.Equal(t, 1, strings.Count(stderr, "\n"))
+
+	_, stderr, code = f.kubelet(t, "", "--help")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stderr, "-cache-dir")
+}
+
+func robotLogin() *credentials.Credentials {
+	return &credentials.Credentials{ServerURL: DefaultRegistry, Username: "robot$proj+ci", Secret: "robot-secret-value"}
+}

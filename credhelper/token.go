@@ -1,0 +1,87 @@
+package credhelper
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// isTerminal reports whether w is an interactive terminal. It needs no
+// dependency: a terminal is a character device, and /dev/null, the one
+// character device people redirect to, is excluded.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
+		return false
+	}
+	return true
+}
+
+// runToken implements `docker-credential-stackit token`: the access token
+// (or with --username the login name) for one registry, for scripts such
+// as calls to the Harbor API. stdout holds only that value; errors are one
+// line on stderr.
+//
+// A token is refused to a terminal unless --force: printed there it stays
+// in scrollback, screen shares and recordings, and no script needs it
+// there. Usernames are not secret and always print.
+func runToken(args []string, env func(string) string, stdout, stderr io.Writer, p platform, terminal func(io.Writer) bool) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "%s: token: %s\n", Name, oneLine(err))
+		return 1
+	}
+	f := newCommandFlags("token", stderr)
+	registry := f.String("registry", DefaultRegistry, "registry `HOST` to get the token for")
+	username := f.Bool("username", false, "print the username (the service account email) instead of the token")
+	force := f.Bool("force", false, "print the token even when stdout is a terminal")
+	if err := f.parse(args); errors.Is(err, errHelp) {
+		return 0
+	} else if err != nil {
+		return fail(err)
+	}
+	if !*username && !*force && terminal(stdout) {
+		return fail(errors.New("refusing to print an access token to a terminal, where it stays in scrollback; capture it as in TOKEN=$(docker-credential-stackit token), pipe it, or pass --force"))
+	}
+	h := newHelper(env, stderr, f.cacheDir, p)
+	cred, err := h.credentialForCommand(*registry)
+	if err != nil {
+		return fail(err)
+	}
+	value := cred.Secret
+	if *username {
+		value = cred.Username
+	}
+	if _, err := fmt.Fprintln(stdout, value); err != nil {
+		return fail(fmt.Errorf("write stdout: %w", err))
+	}
+	return 0
+}
+
+// credentialForCommand resolves a registry named on the command line.
+// Unlike the Docker protocol, where not-found is a quiet signal, a person
+// asked for this host, so not-found becomes an error that says why.
+func (h *Helper) credentialForCommand(registry string) (*Credential, error) {
+	host, err := NormalizeHost(registry)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a registry host; pass e.g. --registry %s", registry, DefaultRegistry)
+	}
+	_, _, served, err := h.lookupHost(host)
+	if err != nil {
+		return nil, err
+	}
+	if !served {
+		return nil, fmt.Errorf("%s is not a registry this helper serves; add it with %s configure-docker --registry %s, or list it in %s", host, Name, host, EnvRegistries)
+	}
+	ctx, cancel := h.budgetContext()
+	defer cancel()
+	h.NoCredentialsIsError = true
+	return h.Credential(ctx, host)
+}
