@@ -9,6 +9,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
 // The kubelet image credential provider protocol
@@ -171,16 +173,55 @@ type podIdentity struct {
 	Token string
 }
 
-// errNoFederation is returned for per-pod identities until workload
-// identity federation is available in package tokensource.
-var errNoFederation = errors.New("per-pod STACKIT identities need workload identity federation, which this build of " + Name +
-	" does not include yet; remove the " + AnnotationServiceAccountEmail + " annotation from the ServiceAccount to pull with the node's identity")
+// podToken hands the pod's Kubernetes service account token, which the
+// kubelet sent in the request, to workload identity federation.
+type podToken string
+
+func (p podToken) FederatedToken(context.Context) (string, error) { return string(p), nil }
+func (p podToken) String() string {
+	return "the pod's Kubernetes service account token (kubelet tokenAttributes)"
+}
 
 // federatedCredential exchanges a pod's service account token for a STACKIT
-// access token of id.Email. It is the seam for workload identity federation.
-func (h *Helper) federatedCredential(_ context.Context, host string, id podIdentity) (*Credential, error) {
-	h.debugf("kubelet %s: pod identity %s requested", host, id.Email)
-	return nil, errNoFederation
+// access token of id.Email at the STACKIT IdP.
+//
+// The result is deliberately not put in the disk cache: any pod can put any
+// email on its ServiceAccount, and a token cached by email alone would be
+// handed to a pod whose own token the IdP never checked. Every per-pod answer
+// is earned by an exchange; the kubelet caches it per ServiceAccount.
+func (h *Helper) federatedCredential(ctx context.Context, host string, id podIdentity) (*Credential, error) {
+	start := time.Now()
+	_, entry, _, err := h.lookupHost(host)
+	if err != nil {
+		return nil, err
+	}
+	if entry.RobotAccountPath != "" {
+		return nil, fmt.Errorf("the helper config serves this registry with robot account file %s, so per-pod identities cannot apply; remove the %s annotation from the ServiceAccount", entry.RobotAccountPath, AnnotationServiceAccountEmail)
+	}
+	o := entry.overrides()
+	// Only the IdP endpoint of the entry applies; the key flow's fields
+	// belong to the node's own identity.
+	choice := tokensource.Choice{Flow: tokensource.FlowFederation, Email: id.Email,
+		EmailSource: "annotation " + AnnotationServiceAccountEmail + " on the pod's ServiceAccount",
+		Reason:      "the kubelet sent the pod's service account token and its ServiceAccount names a STACKIT identity"}
+	w, err := tokensource.NewWorkloadIdentity(h.Env, tokensource.Overrides{IDPTokenEndpoint: o.IDPTokenEndpoint}, choice)
+	if err != nil {
+		return nil, err
+	}
+	w.Federated = podToken(id.Token)
+	w.HTTPClient = h.HTTPClient
+	_, retry, err := timeouts(h.Env)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokensource.WithRetry(w, retry).Token(ctx)
+	if err != nil {
+		h.debugf("kubelet %s: per-pod federation for %s at %s failed after %s", host, id.Email, w.Endpoint, since(start))
+		return nil, err
+	}
+	h.debugf("kubelet %s: per-pod federation for %s at %s (%s) cache=not-cached took=%s", host, id.Email, w.Endpoint, w.EndpointSource, since(start))
+	return &Credential{Host: host, Username: id.Email, Secret: tok.AccessToken, Expiry: tok.Expiry,
+		Source: "workload identity federation with " + podToken("").String()}, nil
 }
 
 // kubeletResponseFor answers one request. An image on a host this helper

@@ -184,32 +184,47 @@ func TestKubeletRejectsBadRequests(t *testing.T) {
 
 func TestKubeletServiceAccountToken(t *testing.T) {
 	f := newFixture(t)
-	const podToken = "eyJhbGciOiJSUzI1NiJ9.pod-token.sig"
-	req := func(image string, annotations map[string]string) string {
-		data, err := json.Marshal(kubeletRequest{APIVersion: kubeletAPIVersionV1, Kind: kubeletRequestKind, Image: image, ServiceAccountToken: podToken, ServiceAccountAnnotations: annotations})
+	f.env[tokensource.EnvIDPTokenEndpoint] = f.srv.IdPURL()
+	podFed := f.srv.NewFederation(t, "pod-sa@sa.stackit.cloud")
+	podToken := podFed.IssueToken(t, 10*time.Minute)
+	req := func(image, token string, annotations map[string]string) string {
+		data, err := json.Marshal(kubeletRequest{APIVersion: kubeletAPIVersionV1, Kind: kubeletRequestKind, Image: image, ServiceAccountToken: token, ServiceAccountAnnotations: annotations})
 		require.NoError(t, err)
 		return string(data)
 	}
+	podAnnotation := map[string]string{AnnotationServiceAccountEmail: "pod-sa@sa.stackit.cloud"}
 
 	// Without the annotation the pod pulls with the node's identity.
-	out, stderr, code := f.kubelet(t, req("registry.onstackit.cloud/p/a:1", map[string]string{"other.example/x": "y"}))
+	out, stderr, code := f.kubelet(t, req("registry.onstackit.cloud/p/a:1", podToken, map[string]string{"other.example/x": "y"}))
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, "ci-sa@sa.stackit.cloud", decodeK8sResponse(t, out).Auth["registry.onstackit.cloud"].Username)
 
-	// With it, the pod's own identity is required; the node's is never
-	// substituted.
-	out, stderr, code = f.kubelet(t, req("registry.onstackit.cloud/p/a:1", map[string]string{AnnotationServiceAccountEmail: "pod-sa@sa.stackit.cloud"}))
-	assert.Equal(t, 1, code)
-	assert.Empty(t, out)
-	assert.Contains(t, stderr, "per-pod STACKIT identities need workload identity federation")
+	// With it, the pod's token is exchanged for the pod's own identity.
+	out, stderr, code = f.kubelet(t, req("registry.onstackit.cloud/p/a:1", podToken, podAnnotation))
+	require.Equal(t, 0, code, stderr)
+	resp := decodeK8sResponse(t, out)
+	auth := resp.Auth["registry.onstackit.cloud"]
+	assert.Equal(t, "pod-sa@sa.stackit.cloud", auth.Username)
+	assert.True(t, f.srv.Valid("pod-sa@sa.stackit.cloud", auth.Password), "a STACKIT token of the pod's identity")
+	assert.Equal(t, []string{podToken}, f.srv.Assertions(), "the pod's own token was the federated token")
+	assert.NotEmpty(t, resp.CacheDuration)
 	assert.NotContains(t, stderr, podToken)
+	assert.NotContains(t, stderr, auth.Password)
+
+	// Per-pod tokens never come from the disk cache: each answer costs an
+	// exchange that checks that pod's token, so another pod naming the same
+	// email with a token the IdP does not accept gets nothing.
+	_, stderr, code = f.kubelet(t, req("registry.onstackit.cloud/p/a:1", "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.forged", podAnnotation))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "was not accepted for pod-sa@sa.stackit.cloud")
+	assert.Equal(t, 2, f.srv.IdPRequests())
 
 	// Foreign hosts stay empty whatever the pod's identity.
-	out, stderr, code = f.kubelet(t, req("ghcr.io/x/y", map[string]string{AnnotationServiceAccountEmail: "pod-sa@sa.stackit.cloud"}))
+	out, stderr, code = f.kubelet(t, req("ghcr.io/x/y", podToken, podAnnotation))
 	require.Equal(t, 0, code, stderr)
 	assert.Empty(t, decodeK8sResponse(t, out).Auth)
 
-	_, stderr, code = f.kubelet(t, req("registry.onstackit.cloud/p/a:1", map[string]string{AnnotationServiceAccountEmail: "not-an-email"}))
+	_, stderr, code = f.kubelet(t, req("registry.onstackit.cloud/p/a:1", podToken, map[string]string{AnnotationServiceAccountEmail: "not-an-email"}))
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "is not a service account email")
 
@@ -217,7 +232,8 @@ func TestKubeletServiceAccountToken(t *testing.T) {
 	_, stderr, code = f.kubelet(t, noToken)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "sent no serviceAccountToken; add tokenAttributes")
-	assert.Equal(t, 1, f.srv.Requests(), "only the node identity's token was fetched")
+	assert.Equal(t, 1, f.srv.Requests()-f.srv.IdPRequests(), "only the node identity's key-flow token was fetched")
+	assert.Equal(t, 2, f.srv.IdPRequests())
 }
 
 func TestKubeletWithoutHome(t *testing.T) {
