@@ -157,7 +157,18 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 		// Another process is fetching. Wait for it with a shared lock,
 		// which the kernel grants to all waiters the moment the fetcher
 		// lets go, instead of polling.
+		waitStart := time.Now()
 		if !waitShared(ctx, fl, deadline) {
+			if ctx.Err() != nil {
+				// The caller's whole budget is gone: a fetch now could only
+				// fail, and blaming the endpoint would mislead.
+				if stale := cached.token(); !stale.Expired(c.now()) {
+					c.warnf("gave up waiting for another process's token fetch; using the cached token, valid until %s", stale.Expiry.UTC().Format(time.TimeOnly+" UTC"))
+					return stale, Stale, nil
+				}
+				return nil, Uncached, fmt.Errorf("gave up after %s waiting for another docker-credential-stackit process to fetch the token (lock %s); check the token endpoint, or raise DOCKER_CREDENTIAL_STACKIT_TIMEOUT",
+					time.Since(waitStart).Round(time.Millisecond), fl.Path())
+			}
 			c.debugf("cache: lock %s not released within %s; fetching without the cache", fl.Path(), c.lockTimeout())
 			return c.fetchOrStale(ctx, src, cached)
 		}
@@ -232,9 +243,7 @@ func (c *Cache) fetchOrStale(ctx context.Context, src tokensource.TokenSource, c
 		return tok, Uncached, nil
 	}
 	if stale := cached.token(); !stale.Expired(c.now()) {
-		if c.Warnf != nil {
-			c.Warnf("could not refresh the token (%v); using the cached one, valid until %s", err, stale.Expiry.Local().Format(time.TimeOnly))
-		}
+		c.warnf("could not refresh the token (%v); using the cached one, valid until %s", err, stale.Expiry.UTC().Format(time.TimeOnly+" UTC"))
 		return stale, Stale, nil
 	}
 	return nil, Uncached, err
@@ -402,6 +411,12 @@ func (c *Cache) now() time.Time {
 		return c.Now()
 	}
 	return time.Now()
+}
+
+func (c *Cache) warnf(format string, args ...any) {
+	if c.Warnf != nil {
+		c.Warnf(format, args...)
+	}
 }
 
 func (c *Cache) debugf(format string, args ...any) {

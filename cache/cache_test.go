@@ -354,3 +354,21 @@ func TestAbandonedWaitReleasesItsLockLater(t *testing.T) {
 	assert.True(t, ok)
 	_ = other.Unlock()
 }
+
+func TestCallerDeadlineDuringLockWaitIsReportedAsSuch(t *testing.T) {
+	c, _ := newCache(t)
+	require.NoError(t, os.MkdirAll(c.Dir, 0o700))
+	holder := flock.New(filepath.Join(c.Dir, FileName("id")+".lock"))
+	ok, err := holder.TryLock()
+	require.NoError(t, err)
+	require.True(t, ok)
+	defer holder.Unlock()
+
+	src := &countingSource{lifetime: time.Hour}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = c.TokenSource("id", "", src).Token(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "waiting for another docker-credential-stackit process to fetch the token")
+	assert.EqualValues(t, 0, src.calls.Load(), "no doomed fetch with a dead context")
+}
