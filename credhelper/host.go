@@ -29,7 +29,11 @@ func NormalizeHost(serverURL string) (string, error) {
 		return "", errBadHost
 	}
 	host, port := s, ""
-	if h, p, err := net.SplitHostPort(s); err == nil {
+	// The net parsers run only when needed: the common name without a port
+	// then costs a warm get no extra code pages.
+	if !strings.Contains(s, ":") {
+		// no port, not IPv6
+	} else if h, p, err := net.SplitHostPort(s); err == nil {
 		host, port = h, p
 		n, err := strconv.Atoi(port)
 		if err != nil || n <= 0 || n > 65535 || port[0] == '0' {
@@ -55,8 +59,8 @@ func validHostname(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
-	if ip := net.ParseIP(h); ip != nil {
-		return true
+	if strings.Contains(h, ":") || strings.Trim(h, "0123456789.") == "" {
+		return net.ParseIP(h) != nil
 	}
 	for _, label := range strings.Split(h, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {

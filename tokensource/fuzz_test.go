@@ -92,3 +92,21 @@ func FuzzParseTokenResponse(f *testing.F) {
 		_ = tok.Reusable(received)
 	})
 }
+
+// FuzzCheckEndpointFastPath proves the fast path never accepts a URL that
+// the full check, built on net/url, would refuse.
+func FuzzCheckEndpointFastPath(f *testing.F) {
+	for _, s := range []string{
+		"https://service-account.api.stackit.cloud/token", "https://a:443/x?y", "https://user@host/x",
+		"https://host:abc/x", "https://[::1]/x", "https:///x", "https://h/\x7f", "https://h%41/x", "https://h:/",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if plainHTTPS(raw) {
+			if err := checkEndpointParsed(raw); err != nil {
+				t.Fatalf("fast path accepted %q, full check says %v", raw, err)
+			}
+		}
+	})
+}
