@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
@@ -199,14 +200,7 @@ func allowedHosts(env tokensource.Env, cfg *Config) (map[string]RegistryConfig, 
 	return hosts, nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // ensureDir creates dir with mode 0700, tightening an existing one.
 func ensureDir(dir string) error {
