@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/stackitauthn"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
 // environWithout is e's environment with the named variables truly absent,
@@ -383,4 +384,68 @@ func TestSkopeoThroughContainersAuthFile(t *testing.T) {
 		t.Errorf("skopeo logged in %d times, %d refused; want logins through the helper", reg.logins.Load()-loginsBefore, reg.rejected.Load())
 	}
 	e.requireRequests("push in-process, inspect and copy through skopeo", 1)
+}
+
+// TestKubeletPerPodIdentity drives the real binary the way a Kubernetes
+// 1.33+ kubelet with tokenAttributes does: the pod's service account token
+// is exchanged at the STACKIT IdP for the identity its ServiceAccount
+// names, and that identity logs in to the registry.
+func TestKubeletPerPodIdentity(t *testing.T) {
+	t.Parallel()
+	e := newHelperEnv(t)
+	podFed := e.srv.NewFederation(t, "pod-sa@sa.stackit.cloud")
+	reg := newFakeRegistry(t, e.srv, podFed.Email)
+	e.vars[envRegistries] = reg.Host
+	e.vars[tokensource.EnvIDPTokenEndpoint] = e.srv.IdPURL()
+	podToken := podFed.IssueToken(t, 10*time.Minute)
+	e.secrets.add(podToken)
+	noHome := e.environWithout("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", envCacheDir)
+	cacheDir := filepath.Join(e.root, "kubelet-cache")
+	request := func(token string) string {
+		data, err := json.Marshal(map[string]any{
+			"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest",
+			"image": reg.Host + "/team/app:v1", "serviceAccountToken": token,
+			"serviceAccountAnnotations": map[string]string{"stackit.cloud/service-account-email": podFed.Email},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+
+	resp := decodeKubeletResponse(t, e.runWith(noHome, request(podToken), "kubelet", "--cache-dir", cacheDir))
+	auth := resp.Auth[reg.Host]
+	e.secrets.add(auth.Password)
+	if auth.Username != podFed.Email || !e.srv.Valid(podFed.Email, auth.Password) {
+		t.Fatalf("want a valid login of the pod's identity %s, got user %q", podFed.Email, auth.Username)
+	}
+	if got := e.srv.Assertions(); len(got) != 1 || got[0] != podToken {
+		t.Errorf("the IdP should have received exactly the pod's token once, got %d assertions", len(got))
+	}
+	if keyFlow := e.srv.Requests() - e.srv.IdPRequests(); keyFlow != 0 {
+		t.Errorf("per-pod identity must not use the node's service account key: %d key-flow requests", keyFlow)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(cacheDir, "*.json")); len(entries) != 0 {
+		t.Errorf("per-pod tokens must not be cached on disk, found %v", entries)
+	}
+
+	// The registry accepts what the kubelet would hand the runtime.
+	ref, err := name.ParseReference(reg.Host + "/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: auth.Username, Password: auth.Password})); err != nil {
+		t.Fatalf("push with the pod's credentials: %v", err)
+	}
+
+	// Another pod claiming the same identity with a token the IdP did not
+	// issue gets nothing, even right after a successful exchange.
+	forged := e.runWith(noHome, request("eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.forged"), "kubelet", "--cache-dir", cacheDir)
+	if forged.code != 1 || forged.stdout != "" || !strings.Contains(forged.stderr, "was not accepted for "+podFed.Email) {
+		t.Errorf("a forged pod token must fail with one line on stderr:\n%s", forged)
+	}
 }
