@@ -180,6 +180,8 @@ func (d *doctor) environment() {
 			v = "set but not used: long-lived STACKIT tokens were retired in December 2025; use a service account key"
 		case secretEnv[name]:
 			v = fmt.Sprintf("set (%d bytes, not shown)", len(v))
+		case !tokensource.LooksLikePath(v):
+			v = fmt.Sprintf("set (%d bytes, not shown): looks like secret content, not a path or URL", len(v))
 		}
 		d.printf("  %-*s  %s\n", width, name, v)
 	}

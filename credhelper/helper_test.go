@@ -394,3 +394,40 @@ func TestReviewRegressions(t *testing.T) {
 		assert.True(t, f.srv.Valid(user, secret))
 	})
 }
+
+func TestSecretContentInPathVariablesIsNeverShown(t *testing.T) {
+	const fakeJWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwb2QifQ.SECRETSIGNATURE"
+	cases := map[string]func(f *fixture){
+		"PEM in STACKIT_PRIVATE_KEY_PATH": func(f *fixture) {
+			f.env[tokensource.EnvServiceAccountKeyPath] = f.acct.WriteKeyFile(t, t.TempDir(), false)
+			f.env[tokensource.EnvPrivateKeyPath] = string(f.acct.PrivateKeyPEM)
+		},
+		"key JSON in STACKIT_SERVICE_ACCOUNT_KEY_PATH": func(f *fixture) {
+			f.env[tokensource.EnvServiceAccountKeyPath] = string(f.acct.KeyJSON(true))
+		},
+		"token in STACKIT_FEDERATED_TOKEN_FILE": func(f *fixture) {
+			f.env[tokensource.EnvServiceAccountEmail] = "ci@sa.stackit.cloud"
+			f.env[tokensource.EnvFederatedTokenFile] = fakeJWT
+		},
+	}
+	for name, setup := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			setup(f)
+			var outputs []string
+			for _, args := range [][]string{{"get"}, {"doctor"}, {"token", "--username"}} {
+				f.stderr.Reset()
+				out, code := f.run(t, DefaultRegistry, args...)
+				if args[0] == "get" {
+					assert.Equal(t, 1, code)
+				}
+				outputs = append(outputs, out+f.stderr.String())
+			}
+			all := strings.Join(outputs, "\n")
+			assert.Contains(t, all, "looks like secret content")
+			for _, leak := range []string{"BEGIN PRIVATE KEY", "SECRETSIGNATURE", "eyJ", string(f.acct.PrivateKeyPEM[40:80])} {
+				assert.NotContains(t, all, leak)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Environment variables read exactly as the STACKIT SDK, CLI and Terraform
@@ -158,6 +159,9 @@ func (s setting) load(what, fix string, warn func(string)) ([]byte, error) {
 	if !s.isPath {
 		return []byte(s.value), nil
 	}
+	if !LooksLikePath(s.value) {
+		return nil, NotAPathError(s.source, s.value)
+	}
 	data, mode, err := readSmallFile(s.value)
 	if err != nil {
 		return nil, fmt.Errorf("read %s %s (from %s): %s; %s", what, s.value, s.source, describeFileError(err), fix)
@@ -216,4 +220,25 @@ func describeFileError(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// LooksLikePath tells a file name from secret content pasted into a *_PATH
+// or *_FILE variable by mistake (a PEM, key JSON or a JWT), so that such a
+// value is never echoed in an error, the debug log or doctor.
+func LooksLikePath(v string) bool {
+	if v == "" || len(v) > 4096 {
+		return false
+	}
+	for _, prefix := range []string{"{", "-----BEGIN", "eyJ"} {
+		if strings.HasPrefix(strings.TrimSpace(v), prefix) {
+			return false
+		}
+	}
+	return !strings.ContainsFunc(v, func(c rune) bool { return c < ' ' || c == 0x7f })
+}
+
+// NotAPathError says that name holds content instead of a path, without
+// showing the content.
+func NotAPathError(name, value string) error {
+	return fmt.Errorf("%s holds what looks like secret content (%d bytes, not shown), not a file path; write it to a file and point %s at that file", name, len(value), name)
 }

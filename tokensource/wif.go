@@ -116,6 +116,9 @@ func ChooseFlow(env Env, o Overrides, exists func(path string) bool) (Choice, er
 	if file == "" {
 		file, fileSource = env(EnvFederatedTokenFile), EnvFederatedTokenFile
 	}
+	if file != "" && !LooksLikePath(file) {
+		return Choice{}, NotAPathError(fileSource, file)
+	}
 	explicitFile := file != ""
 	if !explicitFile {
 		file, fileSource = DefaultFederatedTokenFile, "the default path"
