@@ -2,15 +2,19 @@ package credhelper
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 )
+
+var ownsDefaultRegistry = regexp.MustCompile(`^([a-z][a-z0-9+.-]*://)?registry\.onstackit\.cloud\.?([/?#].*)?$`)
 
 func FuzzNormalizeHost(f *testing.F) {
 	for _, s := range []string{
 		"registry.onstackit.cloud", "https://index.docker.io/v1/", "docker.io", "ghcr.io/x/y",
 		"registry.onstackit.cloud.evil.com", "evil.com/registry.onstackit.cloud", "registry.onstackit.cloud@evil.com",
 		"[::1]:5000", "REGISTRY.ONSTACKIT.CLOUD:443/v2/", "registry.onstackit.cloud.", "a:b:c", "http://[::1", "\x00",
+		"evil.com/x://registry.onstackit.cloud", "evil.com?a=://registry.onstackit.cloud", "registry.onstac\u212ait.cloud",
 	} {
 		f.Add(s)
 	}
@@ -27,18 +31,11 @@ func FuzzNormalizeHost(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q -> %q (%v)", in, host, again, err)
 		}
 		// Security: the served host must be the authority of the input,
-		// never something found in a path, user info or a longer name.
-		if host == DefaultRegistry {
-			authority := strings.ToLower(strings.TrimSpace(in))
-			if i := strings.Index(authority, "://"); i >= 0 {
-				authority = authority[i+3:]
-			}
-			if i := strings.IndexAny(authority, "/?#"); i >= 0 {
-				authority = authority[:i]
-			}
-			if strings.TrimSuffix(authority, ".") != DefaultRegistry {
-				t.Fatalf("%q was taken for %s", in, DefaultRegistry)
-			}
+		// never something found in a path, user info or a longer name. The
+		// oracle is independent of NormalizeHost: an optional leading scheme,
+		// the exact name, then nothing or a path, query or fragment.
+		if host == DefaultRegistry && !ownsDefaultRegistry.MatchString(strings.ToLower(strings.TrimSpace(in))) {
+			t.Fatalf("%q was taken for %s", in, DefaultRegistry)
 		}
 	})
 }

@@ -18,9 +18,17 @@ var errBadHost = errors.New("not a registry host")
 // error, so that tricks like "registry.onstackit.cloud@evil.com" never
 // match an allowed host.
 func NormalizeHost(serverURL string) (string, error) {
-	s := strings.ToLower(strings.TrimSpace(serverURL))
-	if i := strings.Index(s, "://"); i >= 0 {
-		s = s[i+3:]
+	s := strings.TrimSpace(serverURL)
+	// Only ASCII is a registry host here; lower-casing first would turn
+	// look-alikes such as the Kelvin sign into ASCII letters.
+	if strings.ContainsFunc(s, func(c rune) bool { return c >= 0x80 }) {
+		return "", errBadHost
+	}
+	s = strings.ToLower(s)
+	// A scheme counts only at the very start: "evil.com/x://registry..."
+	// has the authority evil.com.
+	if scheme, rest, ok := strings.Cut(s, "://"); ok && isScheme(scheme) {
+		s = rest
 	}
 	if i := strings.IndexAny(s, "/?#"); i >= 0 {
 		s = s[:i]
@@ -73,4 +81,15 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
+}
+
+// isScheme reports whether s is a URL scheme: a letter, then letters,
+// digits, '+', '-' or '.'.
+func isScheme(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')
+	})
 }

@@ -28,6 +28,9 @@ func TestNormalizeHost(t *testing.T) {
 		"evil.com/registry.onstackit.cloud":             "evil.com",
 		"registry.onstackit.cloud?x=1":                  "registry.onstackit.cloud",
 		"oci://registry.onstackit.cloud/charts/mychart": "registry.onstackit.cloud",
+		"evil.com/x://registry.onstackit.cloud":         "evil.com",
+		"evil.com?a=://registry.onstackit.cloud":        "evil.com",
+		"evil.com#://registry.onstackit.cloud":          "evil.com",
 	}
 	for in, want := range ok {
 		got, err := NormalizeHost(in)
@@ -40,6 +43,7 @@ func TestNormalizeHost(t *testing.T) {
 		"https://registry.onstackit.cloud@evil.com/", "registry.onstackit.cloud:0", "registry.onstackit.cloud:99999",
 		"registry.onstackit.cloud:abc", "-bad-.example", "a..b", "host with space", "registry%2eonstackit.cloud",
 		"https:///path", "[::1", "registry.onstackit.cloud:",
+		"registry.onstac\u212ait.cloud", "1http://registry.onstackit.cloud",
 	}
 	for _, in := range bad {
 		got, err := NormalizeHost(in)
