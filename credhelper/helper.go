@@ -137,6 +137,9 @@ type Credential struct {
 	Expiry time.Time
 	// Source says in words where the credential came from (no secrets).
 	Source string
+	// Static marks a secret that is read, not minted (a stored login or a
+	// robot account file): it can be rotated or revoked at any time.
+	Static bool
 }
 
 // Get returns the username and secret for serverURL.
@@ -172,7 +175,7 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 		return nil, err
 	} else if found {
 		h.debugf("get %s: source=stored login of %s (from docker login; docker logout %s removes it) took=%s", host, login.Username, host, since(start))
-		return &Credential{Host: host, Username: login.Username, Secret: login.Secret, Source: "stored login (docker login)"}, nil
+		return &Credential{Host: host, Username: login.Username, Secret: login.Secret, Source: "stored login (docker login)", Static: true}, nil
 	}
 
 	m, err := h.method(entry)
@@ -322,7 +325,7 @@ func (h *Helper) robotCredential(host, path string, start time.Time) (*Credentia
 		expires = r.ExpiresAt.UTC().Format(time.RFC3339)
 	}
 	h.debugf("get %s: source=robot account file %s (%s) user=%s expires=%s took=%s", host, path, r.Format, r.Name, expires, since(start))
-	return &Credential{Host: host, Username: r.Name, Secret: r.Secret, Expiry: r.ExpiresAt,
+	return &Credential{Host: host, Username: r.Name, Secret: r.Secret, Expiry: r.ExpiresAt, Static: true,
 		Source: "robot account file " + path + " (" + r.Format + ")"}, nil
 }
 

@@ -267,11 +267,24 @@ func (h *Helper) kubeletResponseFor(ctx context.Context, req *kubeletRequest, no
 	}
 
 	resp.Auth[raw] = kubeletAuth{Username: cred.Username, Password: cred.Secret}
-	if !cred.Expiry.IsZero() {
+	switch {
+	case cred.Static:
+		// A robot secret can be rotated or revoked any day, while half its
+		// life may be months: let the kubelet ask again soon.
+		d := staticCacheDuration
+		if !cred.Expiry.IsZero() {
+			d = min(d, kubeletCacheDuration(cred.Expiry, now))
+		}
+		resp.CacheDuration = d.String()
+	case !cred.Expiry.IsZero():
 		resp.CacheDuration = kubeletCacheDuration(cred.Expiry, now).String()
 	}
 	return resp, nil
 }
+
+// staticCacheDuration bounds how long the kubelet keeps a stored login or a
+// robot account's secret before asking again.
+const staticCacheDuration = 5 * time.Minute
 
 // emptyKubeletResponse answers "no credentials from us" and asks the kubelet
 // not to cache that, so that adding the host or a key takes effect on the

@@ -138,15 +138,21 @@ func TestKubeletAuthKeyIsTheImagesRegistry(t *testing.T) {
 	assert.Empty(t, decodeK8sResponse(t, out).Auth, "another port is another host")
 }
 
-func TestKubeletStaticLoginUsesTheDefaultCacheDuration(t *testing.T) {
+func TestKubeletStaticSecretsAreCachedBriefly(t *testing.T) {
 	f := newFixture(t)
 	require.NoError(t, f.helper().Add(robotLogin()))
 	out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "registry.onstackit.cloud/p/a:1"))
 	require.Equal(t, 0, code, stderr)
 	resp := decodeK8sResponse(t, out)
-	assert.Empty(t, resp.CacheDuration, "a static login has no expiry; the kubelet's defaultCacheDuration applies")
-	assert.NotContains(t, out, "cacheDuration")
+	assert.Equal(t, "5m0s", resp.CacheDuration, "a stored login can be changed any time")
 	assert.Equal(t, "robot$proj+ci", resp.Auth["registry.onstackit.cloud"].Username)
+
+	// A Harbor robot valid for a year is not cached for half a year: a
+	// rotated or revoked secret takes effect within minutes.
+	f.robotEntry(t, "harbor.example.com", harborJSON(robotName, robotSecret, time.Now().Add(365*24*time.Hour).Unix()))
+	out, stderr, code = f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "harbor.example.com/p/a:1"))
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "5m0s", decodeK8sResponse(t, out).CacheDuration)
 }
 
 func TestKubeletRejectsBadRequests(t *testing.T) {
