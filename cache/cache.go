@@ -242,7 +242,9 @@ func (c *Cache) fetchOrStale(ctx context.Context, src tokensource.TokenSource, c
 	if err == nil {
 		return tok, Uncached, nil
 	}
-	if stale := cached.token(); !stale.Expired(c.now()) {
+	// Only an outage justifies it: a 401 for a deleted key or a 400 must
+	// surface at once, not after the cached token runs out.
+	if stale := cached.token(); !stale.Expired(c.now()) && tokensource.IsTransient(err) {
 		c.warnf("could not refresh the token (%v); using the cached one, valid until %s", err, stale.Expiry.UTC().Format(time.TimeOnly+" UTC"))
 		return stale, Stale, nil
 	}

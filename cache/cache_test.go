@@ -160,7 +160,7 @@ func TestStaleTokenServedWhenFetchFails(t *testing.T) {
 	require.NoError(t, err)
 
 	clk.Advance(7 * time.Minute) // stale (3 min left < 5 min margin), not expired
-	down := &countingSource{err: errors.New("token endpoint unreachable")}
+	down := &countingSource{err: outage{}}
 	cs := c.TokenSource("id", "", down)
 	tok, err := cs.Token(context.Background())
 	require.NoError(t, err)
@@ -371,4 +371,22 @@ func TestCallerDeadlineDuringLockWaitIsReportedAsSuch(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "waiting for another docker-credential-stackit process to fetch the token")
 	assert.EqualValues(t, 0, src.calls.Load(), "no doomed fetch with a dead context")
+}
+
+// outage is a transient failure, as tokensource reports a 503 or a refused
+// connection.
+type outage struct{}
+
+func (outage) Error() string   { return "token endpoint unreachable" }
+func (outage) Transient() bool { return true }
+
+func TestStaleTokenNotServedForPermanentErrors(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	c, _ := newCache(t)
+	c.Now = clk.Now
+	_, err := c.TokenSource("id", "", &countingSource{lifetime: 10 * time.Minute, now: clk.Now}).Token(context.Background())
+	require.NoError(t, err)
+	clk.Advance(7 * time.Minute) // stale, not expired
+	_, err = c.TokenSource("id", "", &countingSource{err: errors.New("HTTP 401: key with kid x was not found")}).Token(context.Background())
+	require.Error(t, err, "a deleted key must surface now, not when the cached token runs out")
 }

@@ -61,11 +61,17 @@ func ConfigurePodman(args []string, env tokensource.Env, helperConfigPath string
 
 func configureCredHelpers(target credHelpersFile, args []string, env tokensource.Env, helperConfigPath string, stderr io.Writer) error {
 	fs := flag.NewFlagSet(target.command, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package's own error report spans lines; Main prints ours as
+	// one. Usage is printed only when asked for.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	var hosts hostList
 	fs.Var(&hosts, "registry", "registry `HOST` to configure (repeatable; default: every served registry)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "usage: %s %s [--registry HOST]...\n", Name, target.command)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
 			return nil
 		}
 		return err

@@ -431,3 +431,30 @@ func TestSecretContentInPathVariablesIsNeverShown(t *testing.T) {
 		})
 	}
 }
+
+func TestLooseLoginsFileIsTightened(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.helper().Add(&credentials.Credentials{ServerURL: DefaultRegistry, Username: "robot$x", Secret: "robot-secret"}))
+	loginsPath := filepath.Join(filepath.Dir(f.env[EnvConfig]), "logins.json")
+	require.NoError(t, os.Chmod(loginsPath, 0o644))
+	require.NoError(t, os.Chmod(filepath.Dir(loginsPath), 0o755))
+	_, _, err := f.helper().Get(DefaultRegistry)
+	require.NoError(t, err)
+	fi, err := os.Stat(loginsPath)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	di, err := os.Stat(filepath.Dir(loginsPath))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
+}
+
+func TestConfigureFlagErrorsAreOneLine(t *testing.T) {
+	f := newFixture(t)
+	for _, cmd := range []string{"configure-docker", "configure-podman"} {
+		f.stderr.Reset()
+		_, code := f.run(t, "", cmd, "--bogus")
+		assert.Equal(t, 1, code)
+		assert.Equal(t, 1, strings.Count(f.stderr.String(), "\n"), "%s: %q", cmd, f.stderr.String())
+		assert.Contains(t, f.stderr.String(), "bogus")
+	}
+}

@@ -236,7 +236,10 @@ func (h *Helper) kubeletResponseFor(ctx context.Context, req *kubeletRequest, no
 	}
 	raw, host, err := imageRegistry(req.Image)
 	if err != nil {
-		return nil, err
+		// Not a registry we could serve: no credentials from us, as for
+		// any foreign host.
+		h.debugf("kubelet: %v", err)
+		return h.emptyKubeletResponse(resp), nil
 	}
 
 	var cred *Credential

@@ -138,6 +138,16 @@ func TestKubeletAuthKeyIsTheImagesRegistry(t *testing.T) {
 	assert.Empty(t, decodeK8sResponse(t, out).Auth, "another port is another host")
 }
 
+func TestKubeletUnparseableRegistryIsForeign(t *testing.T) {
+	f := newFixture(t)
+	out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "a@b.c/x"))
+	require.Equal(t, 0, code, stderr)
+	resp := decodeK8sResponse(t, out)
+	assert.Empty(t, resp.Auth)
+	assert.Equal(t, "0s", resp.CacheDuration)
+	assert.Equal(t, 0, f.srv.Requests())
+}
+
 func TestKubeletStaticSecretsAreCachedBriefly(t *testing.T) {
 	f := newFixture(t)
 	require.NoError(t, f.helper().Add(robotLogin()))
@@ -170,7 +180,6 @@ func TestKubeletRejectsBadRequests(t *testing.T) {
 		"wrong kind":       {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"ExecCredential","image":"a.b/c"}`, `unsupported kind "ExecCredential"`},
 		"no image":         {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest"}`, "the request has no image"},
 		"wrong type":       {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":7}`, `field "image" has the wrong type`},
-		"bad host":         {kubeletRequestJSON(kubeletAPIVersionV1, "a@b.c/x"), "does not start with a registry host"},
 		"field case":       {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"a.b/c","ServiceAccountToken":"` + secretToken + `"}`, `the request field "ServiceAccountToken" must be spelt "serviceAccountToken"`},
 		"token type wrong": {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"a.b/c","serviceAccountToken":["` + secretToken + `"]}`, "wrong type"},
 	}

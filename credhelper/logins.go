@@ -39,6 +39,12 @@ func (s loginStore) load() (map[string]Login, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stored logins %s: %w", s.path, err)
 	}
+	// Robot secrets: a copy or restore that loosened the mode is tightened
+	// on sight, together with the directory.
+	if fi, err := os.Stat(s.path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		_ = os.Chmod(s.path, 0o600)
+		_ = ensureDir(filepath.Dir(s.path))
+	}
 	var f loginsFile
 	if err := json.Unmarshal(data, &f); err != nil || f.Version != 1 {
 		return nil, fmt.Errorf("stored logins %s are corrupt; delete the file and run docker login again", s.path)

@@ -75,6 +75,18 @@ func (r *retrying) Token(ctx context.Context) (*Token, error) {
 	}
 }
 
+// IsTransient reports whether err is a failure that may pass by itself
+// (5xx, 429, network), as opposed to one a retry cannot fix (400, 401, a
+// bad key file).
+func IsTransient(err error) bool {
+	var t interface{ Transient() bool }
+	if errors.As(err, &t) {
+		return t.Transient()
+	}
+	_, ok := retryDelay(err, 0)
+	return ok
+}
+
 // retryDelay decides whether err is transient and how long to wait: the
 // server's Retry-After if it sent one, else full jitter on the backoff so a
 // fleet of nodes does not retry in lockstep.
