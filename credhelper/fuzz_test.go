@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-var ownsDefaultRegistry = regexp.MustCompile(`^([a-z][a-z0-9+.-]*://)?registry\.onstackit\.cloud\.?([/?#].*)?$`)
+var ownsDefaultRegistry = regexp.MustCompile(`(?s)^([a-z][a-z0-9+.-]*://)?registry\.onstackit\.cloud\.?([/?#].*)?$`)
 
 func FuzzNormalizeHost(f *testing.F) {
 	for _, s := range []string{
