@@ -300,10 +300,12 @@ func (c *Cache) read(name string) (*Entry, error) {
 	}
 	defer f.Close()
 	// Entries hold bearer tokens: a copy or restore that loosened the mode
-	// is tightened on sight, together with the directory.
+	// of the file or the directory is tightened on sight (one stat).
 	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		_ = f.Chmod(0o600)
-		_ = c.ensureDir()
+	}
+	if di, err := os.Stat(c.Dir); err == nil && di.Mode().Perm() != 0o700 {
+		_ = os.Chmod(c.Dir, 0o700)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxEntrySize+1))
 	if err != nil {

@@ -390,3 +390,17 @@ func TestStaleTokenNotServedForPermanentErrors(t *testing.T) {
 	_, err = c.TokenSource("id", "", &countingSource{err: errors.New("HTTP 401: key with kid x was not found")}).Token(context.Background())
 	require.Error(t, err, "a deleted key must surface now, not when the cached token runs out")
 }
+
+func TestLooseDirIsTightenedOnAWarmHit(t *testing.T) {
+	c, _ := newCache(t)
+	src := &countingSource{lifetime: time.Hour}
+	_, err := c.TokenSource("id", "", src).Token(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(c.Dir, 0o755))
+	_, err = c.TokenSource("id", "", src).Token(context.Background())
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, src.calls.Load(), "a warm hit")
+	di, err := os.Stat(c.Dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
+}

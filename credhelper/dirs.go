@@ -66,7 +66,8 @@ func cacheDirChoice(env tokensource.Env, flagDir string, p platform) Choice {
 		return Choice{flagDir, "--cache-dir"}
 	case env(EnvCacheDir) != "":
 		return Choice{env(EnvCacheDir), EnvCacheDir}
-	case env("XDG_CACHE_HOME") != "":
+	case filepath.IsAbs(env("XDG_CACHE_HOME")):
+		// The XDG spec ignores relative values, and so does adrg/xdg.
 		return Choice{filepath.Join(p.xdgCacheHome, Name), "XDG_CACHE_HOME"}
 	case env("HOME") != "":
 		return Choice{filepath.Join(p.xdgCacheHome, Name), "the user cache dir under HOME"}
@@ -85,7 +86,7 @@ func configPathChoice(env tokensource.Env, p platform) Choice {
 	switch {
 	case env(EnvConfig) != "":
 		return Choice{env(EnvConfig), EnvConfig}
-	case env("XDG_CONFIG_HOME") != "":
+	case filepath.IsAbs(env("XDG_CONFIG_HOME")):
 		return Choice{filepath.Join(p.xdgConfigHome, Name, "config.json"), "XDG_CONFIG_HOME"}
 	case env("HOME") != "":
 		return Choice{filepath.Join(p.xdgConfigHome, Name, "config.json"), "the user config dir under HOME"}

@@ -30,6 +30,7 @@ func TestDirectoryDefaults(t *testing.T) {
 		{"env", map[string]string{EnvCacheDir: "/env/cache", EnvConfig: "/env/config.json"}, "", root, "/env/cache", "/env/config.json"},
 		{"home", map[string]string{"HOME": "/h"}, "", root, "/xdg/cache/docker-credential-stackit", "/xdg/config/docker-credential-stackit/config.json"},
 		{"xdg without home", map[string]string{"XDG_CACHE_HOME": "/c", "XDG_CONFIG_HOME": "/g"}, "", root, "/xdg/cache/docker-credential-stackit", "/xdg/config/docker-credential-stackit/config.json"},
+		{"relative xdg without home is ignored", map[string]string{"XDG_CACHE_HOME": "rel", "XDG_CONFIG_HOME": "rel"}, "", root, "/var/lib/docker-credential-stackit", "/etc/docker-credential-stackit/config.json"},
 		{"root without home", map[string]string{}, "", root, "/var/lib/docker-credential-stackit", "/etc/docker-credential-stackit/config.json"},
 		{"user without home", map[string]string{}, "", p, "/home/svc/.cache/docker-credential-stackit", "/home/svc/.config/docker-credential-stackit/config.json"},
 		{"daemon user whose home is /", map[string]string{}, "", homeless, "", "/etc/docker-credential-stackit/config.json"},

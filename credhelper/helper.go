@@ -419,7 +419,7 @@ func (h *Helper) List() (map[string]string, error) {
 		default:
 			user, err := h.username(entry)
 			if err != nil {
-				h.debugf("list %s: %v", host, err)
+				h.warnf("list: leaving out %s: %v", host, err)
 				continue
 			}
 			out[host] = user

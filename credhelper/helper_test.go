@@ -458,3 +458,20 @@ func TestConfigureFlagErrorsAreOneLine(t *testing.T) {
 		assert.Contains(t, f.stderr.String(), "bogus")
 	}
 }
+
+func TestFixHintsNameTheHelperConfigWhenItWins(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
+	require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries": {"cr.example.com": {"serviceAccountKeyPath": "/nonexistent/team.json"}}}`), 0o600))
+	out, code := f.run(t, "cr.example.com", "get")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "file not found; fix serviceAccountKeyPath for this registry in the helper config")
+	assert.NotContains(t, out, "set STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+
+	// list says on stderr which hosts it had to leave out, and why.
+	f.stderr.Reset()
+	out, code = f.run(t, "", "list")
+	assert.Equal(t, 0, code)
+	assert.NotContains(t, out, "cr.example.com")
+	assert.Contains(t, f.stderr.String(), "list: leaving out cr.example.com: ")
+}

@@ -242,3 +242,13 @@ func LooksLikePath(v string) bool {
 func NotAPathError(name, value string) error {
 	return fmt.Errorf("%s holds what looks like secret content (%d bytes, not shown), not a file path; write it to a file and point %s at that file", name, len(value), name)
 }
+
+// fixHint names the right knob: a value from a registry entry of the helper
+// config beats every variable, so pointing the user at a variable would
+// change nothing.
+func fixHint(source, configField, envFix string) string {
+	if strings.HasSuffix(source, "in the helper config") {
+		return "fix " + configField + " for this registry in the helper config"
+	}
+	return envFix
+}

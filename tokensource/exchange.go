@@ -40,7 +40,7 @@ func NewHTTPClient() *http.Client {
 		Transport: t,
 		Timeout:   requestTimeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			return fmt.Errorf("token endpoint redirected to %s; set the final URL directly", req.URL.Redacted())
+			return &redirectError{target: req.URL.Redacted()}
 		},
 	}
 }
@@ -125,6 +125,11 @@ var keyFlowHints = flowHints{
 	rejected:    "the service account key was rejected: check that it is active and not expired",
 }
 
+// redirectError is a redirect the client refused to follow.
+type redirectError struct{ target string }
+
+func (e *redirectError) Error() string { return "redirected to " + e.target }
+
 // rejectedError is a non-200 answer from a token endpoint.
 type rejectedError struct {
 	endpoint    string
@@ -183,6 +188,11 @@ func exchange(ctx context.Context, client *http.Client, endpoint string, form ur
 	req.Header.Set("User-Agent", "docker-credential-stackit")
 	resp, err := client.Do(req)
 	if err != nil {
+		var redirect *redirectError
+		if errors.As(err, &redirect) {
+			// A misconfiguration, not an outage: no retries.
+			return nil, fmt.Errorf("token endpoint %s redirected to %s; set %s to the final URL", endpoint, redirect.target, hints.endpointVar)
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("token endpoint %s did not answer in time; check the network, HTTPS_PROXY and %s", endpoint, hints.endpointVar)
 		}

@@ -58,7 +58,7 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 		return nil, ErrNoCredentials
 	}
 	var warnings []string
-	data, err := keySetting.load("service account key", "set "+EnvServiceAccountKeyPath+" to the key JSON STACKIT issued",
+	data, err := keySetting.load("service account key", fixHint(keySetting.source, "serviceAccountKeyPath", "set "+EnvServiceAccountKeyPath+" to the key JSON STACKIT issued"),
 		func(w string) { warnings = append(warnings, w) })
 	if err != nil {
 		return nil, err
@@ -168,7 +168,7 @@ func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, error) {
 		}
 		s = setting{value: k.Key.Credentials.PrivateKey, source: "credentials.privateKey in the key"}
 	}
-	data, err := s.load("private key", "set "+EnvPrivateKeyPath+" to the PEM private key", k.warn)
+	data, err := s.load("private key", fixHint(s.source, "privateKeyPath", "set "+EnvPrivateKeyPath+" to the PEM private key"), k.warn)
 	if err != nil {
 		return nil, s, err
 	}

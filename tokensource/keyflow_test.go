@@ -315,7 +315,8 @@ func TestHTTPClientRefusesRedirects(t *testing.T) {
 	require.NoError(t, err)
 	_, err = flow.Token(context.Background())
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "redirected")
+	assert.Contains(t, err.Error(), "redirected to http://127.0.0.1:1/elsewhere; set STACKIT_TOKEN_BASEURL to the final URL")
+	assert.False(t, tokensource.IsTransient(err), "a redirect is a misconfiguration, never retried")
 	assert.Equal(t, 1, srv.Requests(), "the redirect target was not contacted")
 }
 

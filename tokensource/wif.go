@@ -363,8 +363,8 @@ type TokenFile struct {
 func (f *TokenFile) FederatedToken(context.Context) (string, error) {
 	data, _, err := readSmallFile(f.Path)
 	if err != nil {
-		return "", fmt.Errorf("read federated token %s (from %s): %s; write the CI job's OIDC token there, or point %s at it",
-			f.Path, f.Source, describeFileError(err), EnvFederatedTokenFile)
+		return "", fmt.Errorf("read federated token %s (from %s): %s; write the CI job's OIDC token there, or %s",
+			f.Path, f.Source, describeFileError(err), fixHint(f.Source, "federatedTokenFile", "point "+EnvFederatedTokenFile+" at it"))
 	}
 	// Files written with echo end in a newline; the token itself never
 	// contains whitespace.

@@ -232,6 +232,5 @@ func TestProcessBench(t *testing.T) {
 	fmt.Fprintf(&b, "| storm of %d cold gets, median wall | %s | %s (%d bare floors) | %s | ≤ 2.5× |\n", stormSize, ms(stormHelper[len(stormHelper)/2]), ms(stormBare[len(stormBare)/2]), stormSize, ratio(stormHelper[len(stormHelper)/2], stormBare[len(stormBare)/2]))
 	fmt.Fprintf(&b, "| token requests per storm | 1 (every storm) | | | exactly 1 |\n")
 	fmt.Fprintf(&b, "| binary size (-trimpath -s -w) | %.2f MiB | | | ≤ 10 MiB |\n", float64(fi.Size())/(1<<20))
-	t.Log(b.String())
 	fmt.Print(b.String())
 }
