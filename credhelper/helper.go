@@ -100,7 +100,7 @@ func (h *Helper) lookupHost(serverURL string) (host string, entry RegistryConfig
 		return "", RegistryConfig{}, false, err
 	}
 	entry, ok = hosts[host]
-	if !ok {
+	if !ok && h.Debug {
 		h.debugf("%s is not a STACKIT registry served by this helper (served: %s)", host, strings.Join(sortedKeys(hosts), ", "))
 	}
 	return host, entry, ok, nil
@@ -250,9 +250,10 @@ type method struct {
 	endpointSource string
 }
 
-// method resolves entry to its login method without reading any secret:
-// key files are parsed, but private keys, federated tokens and robot files
-// are read only when a credential is actually needed.
+// method resolves entry to its login method. It reads the key JSON (which
+// may embed a private key) for the key id, but parses no private key and
+// reads no federated token or robot file: those wait until a credential
+// is actually needed, so a cache hit never pays for them.
 func (h *Helper) method(entry RegistryConfig) (*method, error) {
 	if entry.RobotAccountPath != "" {
 		return &method{robotPath: entry.RobotAccountPath, source: "robot account file " + entry.RobotAccountPath}, nil

@@ -91,9 +91,9 @@ func ParsePrivateKey(data []byte) (*rsa.PrivateKey, error) {
 	}
 	if block == nil {
 		if bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
-			return nil, errors.New("this is JSON, not a PEM private key; the private key starts with -----BEGIN PRIVATE KEY-----")
+			return nil, errors.New("this is JSON, not a PEM private key; the private key is the PEM file whose first line names a PRIVATE KEY")
 		}
-		return nil, errors.New("no PEM private key found; expected -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----")
+		return nil, errors.New("no PEM private key found; expected a PEM file whose first line names a PRIVATE KEY (PKCS#8) or an RSA PRIVATE KEY (PKCS#1)")
 	}
 	switch block.Type {
 	case "RSA PRIVATE KEY":
