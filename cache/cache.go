@@ -88,25 +88,29 @@ func FileName(identity string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// TokenSource wraps src with this cache under the given identity.
-func (c *Cache) TokenSource(identity, description string, src tokensource.TokenSource) *CachedSource {
-	return &CachedSource{cache: c, name: FileName(identity), description: description, src: src}
+// Token returns a token for identity: from the cache when one there may
+// still be handed out, else from src, stored for the next caller. The
+// Result says which, for the debug log. Safe for concurrent use, across
+// goroutines and processes.
+func (c *Cache) Token(ctx context.Context, identity, description string, src tokensource.TokenSource) (*tokensource.Token, Result, error) {
+	return c.get(ctx, FileName(identity), description, src)
 }
 
-// CachedSource is a TokenSource served from the cache when possible.
-type CachedSource struct {
+// TokenSource wraps src with this cache under the given identity, for
+// callers that compose TokenSources and need no Result.
+func (c *Cache) TokenSource(identity, description string, src tokensource.TokenSource) tokensource.TokenSource {
+	return &cachedSource{cache: c, name: FileName(identity), description: description, src: src}
+}
+
+type cachedSource struct {
 	cache       *Cache
 	name        string
 	description string
 	src         tokensource.TokenSource
-	// Last is how the most recent token was obtained.
-	Last Result
 }
 
-// Token implements tokensource.TokenSource.
-func (s *CachedSource) Token(ctx context.Context) (*tokensource.Token, error) {
-	tok, res, err := s.cache.get(ctx, s.name, s.description, s.src)
-	s.Last = res
+func (s *cachedSource) Token(ctx context.Context) (*tokensource.Token, error) {
+	tok, _, err := s.cache.get(ctx, s.name, s.description, s.src)
 	return tok, err
 }
 

@@ -65,10 +65,9 @@ func newCache(t *testing.T) (*Cache, *[]string) {
 func TestHitAfterFetch(t *testing.T) {
 	c, _ := newCache(t)
 	src := &countingSource{lifetime: time.Hour}
-	cs := c.TokenSource("endpoint\x00kid", "sa via endpoint", src)
-	tok, err := cs.Token(context.Background())
+	tok, res, err := c.Token(context.Background(), "endpoint\x00kid", "sa via endpoint", src)
 	require.NoError(t, err)
-	assert.Equal(t, Fetched, cs.Last)
+	assert.Equal(t, Fetched, res)
 	again, err := c.TokenSource("endpoint\x00kid", "", src).Token(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, tok.AccessToken, again.AccessToken)
@@ -84,16 +83,15 @@ func TestReuseRuleAgainstClock(t *testing.T) {
 	c, _ := newCache(t)
 	c.Now = clk.Now
 	src := &countingSource{lifetime: 20 * time.Minute, now: clk.Now}
-	cs := c.TokenSource("id", "", src)
-	first, err := cs.Token(context.Background())
+	first, _, err := c.Token(context.Background(), "id", "", src)
 	require.NoError(t, err)
 	clk.Advance(14 * time.Minute) // 6 min left, margin 5 min: reuse
-	tok, err := cs.Token(context.Background())
+	tok, res, err := c.Token(context.Background(), "id", "", src)
 	require.NoError(t, err)
 	assert.Equal(t, first.AccessToken, tok.AccessToken)
-	assert.Equal(t, Hit, cs.Last)
+	assert.Equal(t, Hit, res)
 	clk.Advance(2 * time.Minute) // 4 min left: refresh
-	tok, err = cs.Token(context.Background())
+	tok, _, err = c.Token(context.Background(), "id", "", src)
 	require.NoError(t, err)
 	assert.NotEqual(t, first.AccessToken, tok.AccessToken)
 	assert.EqualValues(t, 2, src.calls.Load())
@@ -161,15 +159,14 @@ func TestStaleTokenServedWhenFetchFails(t *testing.T) {
 
 	clk.Advance(7 * time.Minute) // stale (3 min left < 5 min margin), not expired
 	down := &countingSource{err: outage{}}
-	cs := c.TokenSource("id", "", down)
-	tok, err := cs.Token(context.Background())
+	tok, res, err := c.Token(context.Background(), "id", "", down)
 	require.NoError(t, err)
 	assert.Equal(t, first.AccessToken, tok.AccessToken)
-	assert.Equal(t, Stale, cs.Last)
+	assert.Equal(t, Stale, res)
 	assert.Contains(t, strings.Join(*notes, "\n"), "could not refresh the token (token endpoint unreachable); using the cached one")
 
 	clk.Advance(3 * time.Minute) // now expired: never hand it out
-	_, err = cs.Token(context.Background())
+	_, _, err = c.Token(context.Background(), "id", "", down)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "unreachable")
 }
@@ -186,11 +183,10 @@ func TestUnusableDirDegradesToNoCache(t *testing.T) {
 			var notes []string
 			c := &Cache{Dir: dir, Debugf: func(f string, a ...any) { notes = append(notes, fmt.Sprintf(f, a...)) }}
 			src := &countingSource{lifetime: time.Hour}
-			cs := c.TokenSource("id", "", src)
-			tok, err := cs.Token(context.Background())
+			tok, res, err := c.Token(context.Background(), "id", "", src)
 			require.NoError(t, err)
 			assert.Equal(t, "token-1", tok.AccessToken)
-			assert.Equal(t, Uncached, cs.Last)
+			assert.Equal(t, Uncached, res)
 			require.NotEmpty(t, notes)
 			assert.Contains(t, notes[0], "fetching without the cache")
 		})
@@ -208,10 +204,9 @@ func TestLockTimeoutFetchesWithoutCache(t *testing.T) {
 	defer holder.Unlock()
 
 	src := &countingSource{lifetime: time.Hour}
-	cs := c.TokenSource("id", "", src)
-	_, err = cs.Token(context.Background())
+	_, res, err := c.Token(context.Background(), "id", "", src)
 	require.NoError(t, err)
-	assert.Equal(t, Uncached, cs.Last)
+	assert.Equal(t, Uncached, res)
 	assert.Contains(t, strings.Join(*notes, "\n"), "not released within 100ms")
 }
 

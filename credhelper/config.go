@@ -13,21 +13,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
-)
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 
-// Environment variables of this helper (the STACKIT_* ones belong to the SDK
-// and are read by package tokensource).
-const (
-	EnvRegistries = "DOCKER_CREDENTIAL_STACKIT_REGISTRIES"
-	EnvConfig     = "DOCKER_CREDENTIAL_STACKIT_CONFIG"
-	EnvCacheDir   = "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR"
-	EnvDebug      = "DOCKER_CREDENTIAL_STACKIT_DEBUG"
-	// EnvTimeout bounds one get (default and maximum 45s).
-	EnvTimeout = "DOCKER_CREDENTIAL_STACKIT_TIMEOUT"
-	// EnvRetryBudget bounds the time spent retrying transient token
-	// endpoint failures (default 15s; 0 disables retries).
-	EnvRetryBudget = "DOCKER_CREDENTIAL_STACKIT_RETRY_BUDGET"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
 // Config is the helper's own config file.
@@ -55,8 +44,15 @@ type RegistryConfig struct {
 	RobotAccountPath string `json:"robotAccountPath,omitempty"`
 }
 
+// configOrigin is how messages name the place per-registry settings come
+// from.
+const configOrigin = "the helper config"
+
 func (r RegistryConfig) overrides() tokensource.Overrides {
 	return tokensource.Overrides{
+		Origin:                configOrigin,
+		RobotAccountPath:      r.RobotAccountPath,
+		Username:              r.Username,
 		ServiceAccountKeyPath: r.ServiceAccountKeyPath,
 		PrivateKeyPath:        r.PrivateKeyPath,
 		TokenEndpoint:         r.TokenEndpoint,
@@ -153,7 +149,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("invalid JSON (%v); expected {\"registries\": {\"registry.example.com\": {}}}", err)
+		return nil, problem.New(fmt.Sprintf("invalid JSON (%v)", err), `expected {"registries": {"registry.example.com": {}}}`)
 	}
 	if err := checkFieldCase(data); err != nil {
 		return nil, err
@@ -180,19 +176,15 @@ func (c *Config) Marshal() []byte {
 
 // allowedHosts merges the default registry, the environment and the config
 // into the set of hosts this helper answers for.
-func allowedHosts(env tokensource.Env, cfg *Config) (map[string]RegistryConfig, error) {
+func allowedHosts(extra []string, cfg *Config) (map[string]RegistryConfig, error) {
 	hosts := map[string]RegistryConfig{DefaultRegistry: {}}
-	if list := env(EnvRegistries); list != "" {
-		for _, item := range strings.Split(list, ",") {
-			if strings.TrimSpace(item) == "" {
-				continue
-			}
-			host, err := NormalizeHost(item)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %q is not a registry host; use a comma-separated list like registry.example.com,other.example.com:5000", EnvRegistries, strings.TrimSpace(item))
-			}
-			hosts[host] = RegistryConfig{}
+	for _, item := range extra {
+		host, err := NormalizeHost(item)
+		if err != nil {
+			return nil, problem.New(fmt.Sprintf("%s: %q is not a registry host", EnvRegistries, item),
+				"use a comma-separated list like registry.example.com,other.example.com:5000")
 		}
+		hosts[host] = RegistryConfig{}
 	}
 	for host, entry := range cfg.Registries {
 		hosts[host] = entry
@@ -216,8 +208,6 @@ func ensureDir(dir string) error {
 	}
 	return nil
 }
-
-func configDir(configPath string) string { return filepath.Dir(configPath) }
 
 // checkFieldCase rejects setting names that differ from ours only in case,
 // which encoding/json would otherwise accept silently.
@@ -249,4 +239,44 @@ func checkFieldCase(data []byte) error {
 		}
 	}
 	return nil
+}
+
+// ServedHosts lists the hosts this helper serves, sorted.
+func (h *Helper) ServedHosts() ([]string, error) {
+	hosts, err := h.allowed()
+	if err != nil {
+		return nil, err
+	}
+	return sortedKeys(hosts), nil
+}
+
+// ServeRegistries makes hosts permanent in the helper config, so that they
+// are served without any variable. It reports the config's path and
+// whether it changed; the default registry is always served and never
+// written.
+func (h *Helper) ServeRegistries(hosts []string) (path string, added bool, err error) {
+	path = h.settings.Config.Path
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return path, false, err
+	}
+	for _, host := range hosts {
+		if _, ok := cfg.Registries[host]; !ok && host != DefaultRegistry {
+			cfg.Registries[host] = RegistryConfig{}
+			added = true
+		}
+	}
+	if !added {
+		return path, false, nil
+	}
+	if err := ensureDir(filepath.Dir(path)); err != nil {
+		return path, false, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	if err := atomicfile.Write(path, cfg.Marshal(), 0o600); err != nil {
+		return path, false, fmt.Errorf("write helper config %s: %w", path, err)
+	}
+	h.mu.Lock()
+	h.hosts = nil
+	h.mu.Unlock()
+	return path, true, nil
 }

@@ -1,6 +1,13 @@
-// Package credhelper implements the Docker credential helper protocol for
-// STACKIT Container Registry: which hosts are served, where their
-// credentials come from, and the store/erase/list bookkeeping.
+// Package credhelper is the core of docker-credential-stackit and its one
+// public Go API: given a server URL it decides which host that is, whether
+// the helper serves it, which login applies, and the credential.
+//
+//	h, err := credhelper.New(credhelper.FromEnvironment())
+//	user, secret, err := h.Get("registry.onstackit.cloud")
+//
+// A Helper satisfies docker-credential-helpers' credentials.Helper and
+// go-containerregistry's authn.Helper. Front-ends (the Docker protocol,
+// the kubelet provider, doctor) are thin consumers of it.
 package credhelper
 
 import (
@@ -9,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -16,76 +25,196 @@ import (
 	"github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
-// getBudget bounds one `get`, lock wait and retries included. The kubelet
-// kills plugins at 60 s; Docker has no limit but users do.
-const getBudget = 45 * time.Second
-
-// timeouts reads the optional overrides of the overall budget and the retry
-// budget. Both are capped by getBudget.
-func timeouts(env tokensource.Env) (total time.Duration, retry tokensource.RetryPolicy, err error) {
-	total, retry = getBudget, tokensource.DefaultRetryPolicy
-	parse := func(name string) (time.Duration, bool, error) {
-		v := env(name)
-		if v == "" {
-			return 0, false, nil
-		}
-		if v == "0" {
-			return 0, true, nil
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return 0, false, fmt.Errorf("%s=%q is not a duration; use e.g. 20s or 0", name, v)
-		}
-		return min(d, getBudget), true, nil
-	}
-	if d, set, err := parse(EnvTimeout); err != nil {
-		return 0, retry, err
-	} else if set && d > 0 {
-		total = d
-	}
-	if d, set, err := parse(EnvRetryBudget); err != nil {
-		return 0, retry, err
-	} else if set {
-		retry.Budget = d
-	}
-	return total, retry, nil
-}
-
-// Helper implements credentials.Helper.
+// Helper answers for the registries it serves. It is safe for concurrent
+// use.
 type Helper struct {
-	Env tokensource.Env
-	// ConfigPath is the helper's config file; stored logins live next to it.
-	ConfigPath string
-	// ConfigSource and CacheSource say why those paths were chosen, for
-	// doctor; empty when the caller set the paths itself.
-	ConfigSource string
-	CacheSource  string
-	Cache        *cache.Cache
-	// Stderr receives warnings and, with Debug, the debug log.
-	Stderr io.Writer
-	Debug  bool
-	// HTTPClient is used for token requests; nil means the default client.
-	HTTPClient *http.Client
-	// Now defaults to time.Now; tests move it to check robot expiry.
-	Now func() time.Time
-	// NoCredentialsIsError is for commands where a person named the host
-	// (token, doctor): no configured credentials is then an error that says
-	// what to set, not the quiet not-found of the Docker protocol.
-	NoCredentialsIsError bool
+	env        tokensource.Env
+	settings   Settings
+	platform   Platform
+	httpClient *http.Client
+	warnings   io.Writer
+	now        func() time.Time
+	// reportErrors writes every real Get error to warnings as one line:
+	// go-containerregistry turns a Get error into an anonymous request, so
+	// without it a broken key would only show as a 401 later.
+	reportErrors bool
+	cache        *cache.Cache
 
-	// mu guards hosts: in-process users (package stackitauthn) may call Get
-	// from many goroutines.
+	// mu guards hosts, which are read from the config once.
 	mu    sync.Mutex
 	hosts map[string]RegistryConfig
 }
 
 var _ credentials.Helper = (*Helper)(nil)
 
+// Option configures a Helper.
+type Option func(*options)
+
+type options struct {
+	env          tokensource.Env
+	platform     *Platform
+	settings     *Settings
+	configPath   string
+	cacheDir     *string
+	httpClient   *http.Client
+	warnings     io.Writer
+	debug        *bool
+	now          func() time.Time
+	reportErrors bool
+}
+
+// FromEnvironment reads the process environment, which is also the default.
+func FromEnvironment() Option { return WithEnv(os.Getenv) }
+
+// WithEnv reads variables through env instead of the process environment.
+func WithEnv(env func(string) string) Option { return func(o *options) { o.env = env } }
+
+// WithSettings uses settings parsed by the caller, e.g. with a --cache-dir
+// flag, instead of parsing them from the environment.
+func WithSettings(s Settings) Option { return func(o *options) { o.settings = &s } }
+
+// WithPlatform replaces the platform the defaults depend on (tests).
+func WithPlatform(p Platform) Option { return func(o *options) { o.platform = &p } }
+
+// WithConfigPath uses the helper config file at path, an absolute path.
+func WithConfigPath(path string) Option { return func(o *options) { o.configPath = path } }
+
+// WithCacheDir keeps tokens in dir, an absolute path; "" disables the cache.
+func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = &dir } }
+
+// WithHTTPClient sends token requests through c instead of the helper's
+// client (system roots, proxies from the environment, no redirects).
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
+
+// WithWarnings sends warnings, the debug log and reported errors to w
+// (default os.Stderr; io.Discard for silence).
+func WithWarnings(w io.Writer) Option { return func(o *options) { o.warnings = w } }
+
+// WithDebug turns the debug log on or off, whatever the environment says.
+func WithDebug(on bool) Option { return func(o *options) { o.debug = &on } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithErrorReports controls whether Get also writes its errors to the
+// warnings writer (default on; the Docker protocol front-end reports its
+// own).
+func WithErrorReports(on bool) Option { return func(o *options) { o.reportErrors = on } }
+
+// New returns a Helper. Settings come from the environment unless options
+// say otherwise; a malformed setting is reported when a served host is
+// asked for, so a typo never breaks pulls from other registries.
+func New(opts ...Option) (*Helper, error) {
+	o := options{env: os.Getenv, warnings: os.Stderr, now: time.Now, reportErrors: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	p := CurrentPlatform()
+	if o.platform != nil {
+		p = *o.platform
+	}
+	s := ParseSettings(o.env, p, "")
+	if o.settings != nil {
+		s = *o.settings
+	}
+	if o.configPath != "" {
+		if !filepath.IsAbs(o.configPath) {
+			return nil, problem.New(fmt.Sprintf("config path %q is not absolute", o.configPath), "pass an absolute path")
+		}
+		s.Config = PathChoice{o.configPath, "set by the program using the helper"}
+	}
+	if o.cacheDir != nil {
+		if *o.cacheDir != "" && !filepath.IsAbs(*o.cacheDir) {
+			return nil, problem.New(fmt.Sprintf("cache dir %q is not absolute", *o.cacheDir), "pass an absolute path, or \"\" to disable the cache")
+		}
+		s.Cache = PathChoice{*o.cacheDir, "set by the program using the helper"}
+	}
+	if o.debug != nil {
+		s.Debug = *o.debug
+	}
+	if o.warnings == nil {
+		o.warnings = io.Discard
+	}
+	h := &Helper{env: o.env, settings: s, platform: p, httpClient: o.httpClient, warnings: o.warnings, now: o.now, reportErrors: o.reportErrors}
+	h.cache = &cache.Cache{Dir: s.Cache.Path, LockTimeout: s.Budgets.LockWait, Debugf: h.debugf, Warnf: h.warnf, Now: o.now}
+	if s.Cache.Path == "" {
+		h.debugf("token cache disabled: %s", s.Cache.Why)
+	}
+	return h, nil
+}
+
+// Settings returns the settings the helper runs with.
+func (h *Helper) Settings() Settings { return h.settings }
+
 // errNotFound is the one soft error: Docker then continues anonymously.
 var errNotFound = credentials.NewErrCredentialsNotFound()
+
+// IsNotFound reports whether err means "not a registry this helper serves,
+// or no credentials configured for it": callers then go on without
+// credentials, as Docker does.
+func IsNotFound(err error) bool { return credentials.IsErrCredentialsNotFound(err) }
+
+// NoCredentialsError says that a served host has no credentials configured.
+// It is a not-found for the Docker protocol, and an explanation for people.
+type NoCredentialsError struct {
+	Host string
+	// Why federation was not used either.
+	Why string
+	Err error
+}
+
+func (e *NoCredentialsError) Error() string {
+	return fmt.Sprintf("%s: %v; workload identity federation not used either: %s", e.Host, e.Err, e.Why)
+}
+
+// Unwrap makes the error both the Docker not-found and the cause.
+func (e *NoCredentialsError) Unwrap() []error { return []error{errNotFound, e.Err} }
+
+// Credential is what the helper answers for one registry host.
+type Credential struct {
+	Host     string
+	Username string
+	Secret   string
+	// Expiry is when Secret stops working; zero for static logins that do
+	// not expire.
+	Expiry time.Time
+	// Source says in words where the credential came from (no secrets).
+	Source string
+	// Static marks a secret that is read, not minted (a stored login or a
+	// robot account file): it can be rotated or revoked at any time.
+	Static bool
+}
+
+// Get returns the username and secret for serverURL, bounded by the get
+// budget. Hosts this helper does not serve, and served hosts without any
+// credentials configured, yield an error for which IsNotFound is true.
+func (h *Helper) Get(serverURL string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.settings.Budgets.Get)
+	defer cancel()
+	c, err := h.Credential(ctx, serverURL)
+	if err != nil {
+		var none *NoCredentialsError
+		if errors.As(err, &none) {
+			h.warnf("no credentials for %s: %v; workload identity federation not used either: %s; pulling anonymously", none.Host, none.Err, none.Why)
+			return "", "", errNotFound
+		}
+		if h.reportErrors && !IsNotFound(err) {
+			fmt.Fprintf(h.warnings, "%s: %s\n", Name, problem.OneLine(err))
+		}
+		return "", "", err
+	}
+	return c.Username, c.Secret, nil
+}
+
+// Served normalises serverURL and says whether this helper serves it.
+func (h *Helper) Served(serverURL string) (host string, ok bool, err error) {
+	host, _, ok, err = h.lookupHost(serverURL)
+	return host, ok, err
+}
 
 // lookupHost normalises serverURL and returns the config for it, or ok ==
 // false if this helper does not serve that host.
@@ -100,7 +229,7 @@ func (h *Helper) lookupHost(serverURL string) (host string, entry RegistryConfig
 		return "", RegistryConfig{}, false, err
 	}
 	entry, ok = hosts[host]
-	if !ok && h.Debug {
+	if !ok && h.settings.Debug {
 		h.debugf("%s is not a STACKIT registry served by this helper (served: %s)", host, strings.Join(sortedKeys(hosts), ", "))
 	}
 	return host, entry, ok, nil
@@ -112,11 +241,11 @@ func (h *Helper) allowed() (map[string]RegistryConfig, error) {
 	if h.hosts != nil {
 		return h.hosts, nil
 	}
-	cfg, err := LoadConfig(h.ConfigPath)
+	cfg, err := LoadConfig(h.settings.Config.Path)
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := allowedHosts(h.Env, cfg)
+	hosts, err := allowedHosts(h.settings.ExtraHosts, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -125,42 +254,21 @@ func (h *Helper) allowed() (map[string]RegistryConfig, error) {
 }
 
 func (h *Helper) logins() loginStore {
-	return loginStore{path: configDir(h.ConfigPath) + "/logins.json"}
+	return loginStore{path: filepath.Join(filepath.Dir(h.settings.Config.Path), "logins.json")}
 }
 
-// Credential is what the helper answers for one registry host.
-type Credential struct {
-	Host     string
-	Username string
-	Secret   string
-	// Expiry is when Secret stops working; zero for static logins.
-	Expiry time.Time
-	// Source says in words where the credential came from (no secrets).
-	Source string
-	// Static marks a secret that is read, not minted (a stored login or a
-	// robot account file): it can be rotated or revoked at any time.
-	Static bool
+func (h *Helper) discoveryOptions() tokensource.Options {
+	return tokensource.Options{Env: h.env, HTTPClient: h.httpClient, Now: h.now,
+		HomeDir: func() (string, error) { return tokensource.UserHomeDir(h.env, h.platform.GOOS), nil }}
 }
 
-// Get returns the username and secret for serverURL.
-func (h *Helper) Get(serverURL string) (string, string, error) {
-	total, _, err := timeouts(h.Env)
-	if err != nil {
-		// Reported by Credential once the host is known to be ours, so
-		// that a typo never breaks pulls from other registries.
-		total = getBudget
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), total)
-	defer cancel()
-	c, err := h.Credential(ctx, serverURL)
-	if err != nil {
-		return "", "", err
-	}
-	return c.Username, c.Secret, nil
+// discover finds how entry logs in.
+func (h *Helper) discover(entry RegistryConfig) (*tokensource.Flow, error) {
+	return tokensource.Discover(h.discoveryOptions(), entry.overrides())
 }
 
-// Credential resolves the credential for serverURL. Hosts this helper does
-// not serve yield the credentials-not-found error without any file or
+// Credential resolves the credential for serverURL within ctx. Hosts this
+// helper does not serve yield the not-found error without any file or
 // network access beyond the helper's own config.
 func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential, error) {
 	start := time.Now()
@@ -171,6 +279,9 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 	if !ok {
 		return nil, errNotFound
 	}
+	if h.settings.Err != nil {
+		return nil, h.settings.Err
+	}
 	if login, found, err := h.logins().get(host); err != nil {
 		return nil, err
 	} else if found {
@@ -178,183 +289,124 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 		return &Credential{Host: host, Username: login.Username, Secret: login.Secret, Source: "stored login (docker login)", Static: true}, nil
 	}
 
-	m, err := h.method(entry)
-	if m != nil && m.choice.Reason != "" {
-		h.debugf("get %s: chose %s: %s", host, m.choice.Flow, m.choice.Reason)
+	flow, err := h.discover(entry)
+	if flow != nil && flow.Reason != "" {
+		h.debugf("get %s: chose %s: %s", host, flow.Kind, flow.Reason)
 	}
-	if errors.Is(err, tokensource.ErrNoCredentials) {
+	if tokensource.IsNoCredentials(err) {
 		why := "not configured"
-		if m != nil && m.choice.Reason != "" {
-			why = m.choice.Reason
+		if flow != nil && flow.Reason != "" {
+			why = flow.Reason
 		}
-		if h.NoCredentialsIsError {
-			return nil, fmt.Errorf("%s: %w; workload identity federation not used either: %s", host, err, why)
-		}
-		h.warnf("no credentials for %s: %v; workload identity federation not used either: %s; pulling anonymously", host, err, why)
+		return nil, &NoCredentialsError{Host: host, Why: why, Err: err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", host, err)
+	}
+	h.showWarnings(flow.Warnings)
+	return h.mint(ctx, host, flow, start)
+}
+
+// PodCredential exchanges a pod's Kubernetes service account token for a
+// STACKIT access token of email at the STACKIT IdP, for the kubelet's
+// per-pod identities. The result is never cached on disk (see
+// tokensource.PodFederation); the kubelet caches it per ServiceAccount.
+func (h *Helper) PodCredential(ctx context.Context, serverURL, email, emailSource, serviceAccountToken string) (*Credential, error) {
+	start := time.Now()
+	host, entry, ok, err := h.lookupHost(serverURL)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, errNotFound
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", host, err)
+	if h.settings.Err != nil {
+		return nil, h.settings.Err
 	}
-	if m.robotPath != "" {
-		return h.robotCredential(host, m.robotPath, start)
-	}
-	username := entry.Username
-	if username == "" {
-		username = m.flow.Username()
-	}
-	_, retry, err := timeouts(h.Env)
-	if err != nil {
-		return nil, err
-	}
-	src := h.Cache.TokenSource(m.flow.CacheKey(), m.flow.Username()+" via "+m.endpoint, tokensource.WithRetry(m.flow, retry))
-	tok, err := src.Token(ctx)
-	if k, ok := m.flow.(*tokensource.KeyFlow); ok {
-		for _, w := range k.Warnings {
-			h.warnf("%s", w)
-		}
-	}
-	if err != nil {
-		h.debugf("get %s: source=%s endpoint=%s cache=%s failed after %s", host, m.source, m.endpoint, src.Last, since(start))
-		return nil, fmt.Errorf("%s: %w", host, err)
-	}
-	if h.Debug {
-		// Formatting in local time loads the zone database: only when asked.
-		h.debugf("get %s: source=%s user=%s %s endpoint=%s (%s) cache=%s expires=%s took=%s",
-			host, m.source, username, m.identity, m.endpoint, m.endpointSource, src.Last,
-			tok.Expiry.Local().Format(time.RFC3339), since(start))
-	}
-	return &Credential{Host: host, Username: username, Secret: tok.AccessToken, Expiry: tok.Expiry, Source: m.source}, nil
-}
-
-// tokenFlow is a service account flow: the key flow or workload identity
-// federation. Both are cached the same way.
-type tokenFlow interface {
-	tokensource.TokenSource
-	Username() string
-	CacheKey() string
-}
-
-// method is how one registry entry logs in: a robot account file, or a
-// service account flow chosen by tokensource.ChooseFlow.
-type method struct {
-	robotPath string
-
-	choice tokensource.Choice
-	flow   tokenFlow
-	// source says where the credentials come from, identity which account
-	// (key id or email), for the debug log. Neither holds a secret.
-	source         string
-	identity       string
-	endpoint       string
-	endpointSource string
-}
-
-// method resolves entry to its login method. It reads the key JSON (which
-// may embed a private key) for the key id, but parses no private key and
-// reads no federated token or robot file: those wait until a credential
-// is actually needed, so a cache hit never pays for them.
-func (h *Helper) method(entry RegistryConfig) (*method, error) {
 	if entry.RobotAccountPath != "" {
-		return &method{robotPath: entry.RobotAccountPath, source: "robot account file " + entry.RobotAccountPath}, nil
+		return nil, problem.New(fmt.Sprintf("the helper config serves %s with robot account file %s, so per-pod identities cannot apply", host, entry.RobotAccountPath),
+			"remove the "+emailSource+" from the ServiceAccount")
 	}
-	o := entry.overrides()
-	c, err := tokensource.ChooseFlow(h.Env, o, tokensource.FileExists)
+	flow, err := tokensource.PodFederation(h.discoveryOptions(), entry.overrides(), email, emailSource, serviceAccountToken)
 	if err != nil {
 		return nil, err
 	}
-	m := &method{choice: c}
-	if c.Flow == tokensource.FlowFederation {
-		w, err := tokensource.NewWorkloadIdentity(h.Env, o, c)
-		if err != nil {
-			return m, err
-		}
-		w.HTTPClient = h.HTTPClient
-		if gh, ok := w.Federated.(*tokensource.GitHubOIDC); ok {
-			gh.HTTPClient = h.HTTPClient
-		}
-		m.flow = w
-		m.source = "workload identity federation with the token from " + w.Federated.String()
-		m.identity = "email from " + w.EmailSource
-		m.endpoint, m.endpointSource = w.Endpoint, w.EndpointSource
-		return m, nil
-	}
-	k, err := tokensource.NewKeyFlow(h.Env, o)
-	if err != nil {
-		return m, err
-	}
-	k.HTTPClient = h.HTTPClient
-	m.flow = k
-	m.source = k.KeySource
-	m.identity = "kid=" + k.Key.Credentials.Kid
-	m.endpoint, m.endpointSource = k.Endpoint, k.EndpointSource
-	return m, nil
+	return h.mint(ctx, host, flow, start)
 }
 
-// username is the login `get` would return for entry, without network.
-func (h *Helper) username(entry RegistryConfig) (string, error) {
-	if entry.Username != "" {
-		return entry.Username, nil
+// mint obtains the credential through flow: through the cache when the
+// flow may be cached, with retries of transient failures.
+func (h *Helper) mint(ctx context.Context, host string, flow *tokensource.Flow, start time.Time) (*Credential, error) {
+	src := tokensource.TokenSource(flow)
+	if !flow.Static {
+		src = tokensource.WithRetry(flow, h.settings.Retry)
 	}
-	m, err := h.method(entry)
+	var (
+		tok    *tokensource.Token
+		result = "not-cached"
+		err    error
+	)
+	if flow.CacheKey != "" {
+		var r cache.Result
+		tok, r, err = h.cache.Token(ctx, flow.CacheKey, flow.Username+" via "+flow.Endpoint, src)
+		result = r.String()
+	} else {
+		tok, err = src.Token(ctx)
+	}
 	if err != nil {
-		return "", err
-	}
-	if m.robotPath != "" {
-		r, err := readRobotAccount(m.robotPath)
-		if err != nil {
-			return "", err
-		}
-		return r.Name, nil
-	}
-	return m.flow.Username(), nil
-}
-
-// robotCredential answers from a robot account file, read fresh: each get
-// is a new process, so a replaced file is picked up at once, and the
-// secret is never copied into the cache or any config.
-func (h *Helper) robotCredential(host, path string, start time.Time) (*Credential, error) {
-	r, err := readRobotAccount(path)
-	if err != nil {
+		h.debugf("get %s: source=%s endpoint=%s cache=%s failed after %s", host, flow.Source, flow.Endpoint, result, since(start))
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
-	if err := h.robotExpiry(host, path, r, h.now()); err != nil {
-		return nil, fmt.Errorf("%s: %w", host, err)
+	h.showWarnings(tok.Warnings)
+	username := flow.Username
+	if tok.Username != "" {
+		username = tok.Username
 	}
-	expires := "never"
-	if !r.ExpiresAt.IsZero() {
-		expires = r.ExpiresAt.UTC().Format(time.RFC3339)
+	if h.settings.Debug {
+		// Formatting in local time loads the zone database: only when asked.
+		source := flow.Source
+		if tok.Detail != "" {
+			source += " (" + tok.Detail + ")"
+		}
+		if flow.Static {
+			expires := "never"
+			if !tok.Expiry.IsZero() {
+				expires = tok.Expiry.UTC().Format(time.RFC3339)
+			}
+			h.debugf("get %s: source=%s user=%s expires=%s took=%s", host, source, username, expires, since(start))
+		} else {
+			h.debugf("get %s: source=%s user=%s endpoint=%s cache=%s expires=%s took=%s",
+				host, source, username, flow.Endpoint, result, tok.Expiry.Local().Format(time.RFC3339), since(start))
+		}
 	}
-	h.debugf("get %s: source=robot account file %s (%s) user=%s expires=%s took=%s", host, path, r.Format, r.Name, expires, since(start))
-	return &Credential{Host: host, Username: r.Name, Secret: r.Secret, Expiry: r.ExpiresAt, Static: true,
-		Source: "robot account file " + path + " (" + r.Format + ")"}, nil
+	return &Credential{Host: host, Username: username, Secret: tok.AccessToken, Expiry: tok.Expiry, Source: flow.Source, Static: flow.Static}, nil
 }
 
-func (h *Helper) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
-	}
-	return time.Now()
-}
-
-// Add implements `docker login`. Logging in as the service account itself
-// stores nothing, since `get` mints tokens for it; any other username is a
-// static robot login kept for that host until `docker logout`.
+// Add implements `docker login`. Logging in as the account the helper
+// itself logs in as stores nothing, since `get` mints tokens for it; any
+// other username is a static robot login kept for that host until
+// `docker logout`.
 func (h *Helper) Add(c *credentials.Credentials) error {
 	host, entry, ok, err := h.lookupHost(c.ServerURL)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%s is not a STACKIT registry served by this helper; run docker-credential-stackit configure-docker --registry %s to add it, or remove it from credHelpers", strings.TrimSpace(c.ServerURL), strings.TrimSpace(c.ServerURL))
+		return problem.New(fmt.Sprintf("%s is not a STACKIT registry served by this helper", strings.TrimSpace(c.ServerURL)),
+			fmt.Sprintf("run docker-credential-stackit configure-docker --registry %s to add it, or remove it from credHelpers", strings.TrimSpace(c.ServerURL)))
 	}
 	if c.Username == "<token>" {
-		return errors.New("identity-token logins are not supported; log in with the service account email or a robot account name")
+		return problem.New("identity-token logins are not supported", "log in with the service account email or a robot account name")
 	}
 	if c.Secret == "" {
-		return errors.New("the password is empty; log in with a robot secret, or use the service account email to let the helper mint tokens")
+		return problem.New("the password is empty", "log in with a robot secret, or use the service account email to let the helper mint tokens")
 	}
-	own, _ := h.username(entry)
+	own := entry.Username
+	if own == "" {
+		if flow, err := h.discover(entry); err == nil {
+			own = flow.Username
+		}
+	}
 	if own != "" && c.Username == own {
 		// Storing would copy a secret the helper already has a better
 		// source for (a fresh token, or the robot file), so don't.
@@ -390,10 +442,10 @@ func (h *Helper) Delete(serverURL string) error {
 	if err != nil {
 		return err
 	}
-	if m, merr := h.method(entry); merr == nil && m.flow != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), getBudget)
+	if flow, ferr := h.discover(entry); ferr == nil && flow.CacheKey != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), h.settings.Budgets.Get)
 		defer cancel()
-		if derr := h.Cache.Drop(ctx, m.flow.CacheKey()); derr != nil {
+		if derr := h.cache.Drop(ctx, flow.CacheKey); derr != nil {
 			h.debugf("erase %s: could not drop the cached token: %v", host, derr)
 		}
 	}
@@ -402,42 +454,44 @@ func (h *Helper) Delete(serverURL string) error {
 }
 
 // List maps every served host to the username `get` would return, without
-// touching the network. Hosts whose credentials cannot be found are left out.
+// touching the network. Hosts whose credentials cannot be found are left
+// out, with a warning that says why.
 func (h *Helper) List() (map[string]string, error) {
-	hosts, err := h.allowed()
+	plans, err := h.Plans()
 	if err != nil {
 		return nil, err
 	}
-	logins, err := h.logins().load()
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(hosts))
-	for host, entry := range hosts {
-		switch {
-		case logins[host].Username != "":
-			out[host] = logins[host].Username
-		default:
-			user, err := h.username(entry)
-			if err != nil {
-				h.warnf("list: leaving out %s: %v", host, err)
-				continue
-			}
-			out[host] = user
+	out := make(map[string]string, len(plans))
+	for _, p := range plans {
+		if p.Err != nil {
+			h.warnf("list: leaving out %s: %v", p.Host, p.Err)
+			continue
 		}
+		out[p.Host] = p.Username
 	}
 	return out, nil
 }
 
+// showWarnings prints warnings, each once a day at most when it says so.
+func (h *Helper) showWarnings(ws []tokensource.Warning) {
+	for _, w := range ws {
+		if w.OnceADay != "" {
+			h.warnOncePerDay(w.OnceADay, w.Message)
+			continue
+		}
+		h.warnf("%s", w.Message)
+	}
+}
+
 func (h *Helper) debugf(format string, args ...any) {
-	if h.Debug && h.Stderr != nil {
-		fmt.Fprintf(h.Stderr, "docker-credential-stackit: debug: "+format+"\n", args...)
+	if h.settings.Debug && h.warnings != nil {
+		fmt.Fprintf(h.warnings, "docker-credential-stackit: debug: "+format+"\n", args...)
 	}
 }
 
 func (h *Helper) warnf(format string, args ...any) {
-	if h.Stderr != nil {
-		fmt.Fprintf(h.Stderr, "docker-credential-stackit: warning: "+format+"\n", args...)
+	if h.warnings != nil {
+		fmt.Fprintf(h.warnings, "docker-credential-stackit: warning: "+format+"\n", args...)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"strings"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 )
 
 // CheckPrivateKey finds and parses the private key the flow would sign
@@ -13,14 +15,15 @@ import (
 // file carries its public key, it also checks that the two belong together:
 // a mismatched pair otherwise only shows as a 401 from the token endpoint.
 func (k *KeyFlow) CheckPrivateKey() (source string, err error) {
-	priv, s, err := k.privateKey()
+	priv, s, _, err := k.privateKey()
 	if err != nil {
 		return "", err
 	}
 	source = s.describe()
 	pub := publicKeyOf(k.Key)
 	if pub != nil && (pub.N.Cmp(priv.N) != 0 || pub.E != priv.E) {
-		return source, fmt.Errorf("the private key from %s does not belong to key id %s (its public key differs); use the private key this service account key was created with, or create a new key", source, k.Key.Credentials.Kid)
+		return source, problem.New(fmt.Sprintf("the private key from %s does not belong to key id %s (its public key differs)", source, k.Key.Credentials.Kid),
+			"use the private key this service account key was created with, or create a new key")
 	}
 	return source, nil
 }

@@ -8,7 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 )
 
 // Environment variables read exactly as the STACKIT SDK, CLI and Terraform
@@ -31,23 +34,11 @@ const maxFileSize = 1 << 20
 
 // ErrNoCredentials means no credential source is configured at all, as
 // opposed to a configured source that is broken.
-var ErrNoCredentials = errors.New("no STACKIT service account key configured; set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON (or STACKIT_SERVICE_ACCOUNT_KEY to its content)")
+var ErrNoCredentials = problem.New("no STACKIT service account key configured",
+	"set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON (or STACKIT_SERVICE_ACCOUNT_KEY to its content)")
 
 // Env looks up a variable; os.Getenv in production, a map in tests.
 type Env func(string) string
-
-// Overrides are per-registry settings from the helper's config file. Set
-// fields beat the environment, so that registries can use different accounts.
-type Overrides struct {
-	// Key flow.
-	ServiceAccountKeyPath string
-	PrivateKeyPath        string
-	TokenEndpoint         string
-	// Workload identity federation.
-	ServiceAccountEmail string
-	FederatedTokenFile  string
-	IDPTokenEndpoint    string
-}
 
 // setting is a value together with the place it came from, for error
 // messages and the debug log.
@@ -55,12 +46,16 @@ type setting struct {
 	value  string
 	source string
 	isPath bool
+	// fromOverride marks a value from the registry's own settings, which
+	// beat every variable: the fix is then there, not in the environment.
+	fromOverride bool
 }
 
 // lookup walks the SDK's discovery order lazily: the credentials file is
 // read only when the environment does not already answer.
 type lookup struct {
 	env       Env
+	homeDir   func() (string, error)
 	credsRead bool
 	creds     map[string]string
 	credsPath string
@@ -75,8 +70,14 @@ func (l *lookup) credentialsFile() (map[string]string, string, error) {
 	path, explicit := l.env(EnvCredentialsPath), true
 	if path == "" {
 		explicit = false
-		home := l.env("HOME")
-		if home == "" {
+		homeDir := l.homeDir
+		if homeDir == nil {
+			homeDir = func() (string, error) { return UserHomeDir(l.env, runtime.GOOS), nil }
+		}
+		// The SDK finds ~ with os.UserHomeDir: HOME on Unix, USERPROFILE
+		// on Windows, whatever shell started us.
+		home, err := homeDir()
+		if err != nil || home == "" {
 			return nil, "", nil
 		}
 		path = filepath.Join(home, ".stackit", "credentials.json")
@@ -95,6 +96,19 @@ func (l *lookup) credentialsFile() (map[string]string, string, error) {
 		l.credsErr = fmt.Errorf("read STACKIT credentials file %s: %w", path, l.credsErr)
 	}
 	return l.creds, path, l.credsErr
+}
+
+// UserHomeDir is os.UserHomeDir read through env, so that tests and the
+// per-OS branches can inject both: USERPROFILE on Windows, home on Plan 9,
+// HOME elsewhere.
+func UserHomeDir(env Env, goos string) string {
+	switch goos {
+	case "windows":
+		return env("USERPROFILE")
+	case "plan9":
+		return env("home")
+	}
+	return env("HOME")
 }
 
 // ParseCredentialsFile decodes the SDK's credentials file: a flat JSON
@@ -155,7 +169,7 @@ func (l *lookup) first(override setting, pathVar, inlineVar string) (setting, er
 // load returns the setting's content: the file it names, or the inline
 // value. Like ssh, it warns (through warn, if set) when a secret file is
 // readable by group or others.
-func (s setting) load(what, fix string, warn func(string)) ([]byte, error) {
+func (s setting) load(what, fix string, warn func(Warning)) ([]byte, error) {
 	if !s.isPath {
 		return []byte(s.value), nil
 	}
@@ -164,10 +178,10 @@ func (s setting) load(what, fix string, warn func(string)) ([]byte, error) {
 	}
 	data, mode, err := readSmallFile(s.value)
 	if err != nil {
-		return nil, fmt.Errorf("read %s %s (from %s): %s; %s", what, s.value, s.source, describeFileError(err), fix)
+		return nil, problem.Wrap(err, fmt.Sprintf("read %s %s (from %s): %s", what, s.value, s.source, describeFileError(err)), fix)
 	}
 	if mode&0o077 != 0 && warn != nil {
-		warn(fmt.Sprintf("%s %s is readable by others (mode %04o); run: chmod 600 %s", what, s.value, mode, s.value))
+		warn(Warning{Message: fmt.Sprintf("%s %s is readable by others (mode %04o); run: chmod 600 %s", what, s.value, mode, s.value), OnceADay: "mode\x00" + s.value})
 	}
 	return data, nil
 }
@@ -243,12 +257,12 @@ func NotAPathError(name, value string) error {
 	return fmt.Errorf("%s holds what looks like secret content (%d bytes, not shown), not a file path; write it to a file and point %s at that file", name, len(value), name)
 }
 
-// fixHint names the right knob: a value from a registry entry of the helper
-// config beats every variable, so pointing the user at a variable would
-// change nothing.
-func fixHint(source, configField, envFix string) string {
-	if strings.HasSuffix(source, "in the helper config") {
-		return "fix " + configField + " for this registry in the helper config"
+// fixHint names the right knob: a value from the registry's own settings
+// beats every variable, so pointing the user at a variable would change
+// nothing.
+func (s setting) fixHint(o Overrides, field, envFix string) string {
+	if s.fromOverride {
+		return "fix " + field + " for this registry in " + o.origin()
 	}
 	return envFix
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 )
 
 // Network timeouts. Together with the lock wait they keep one `get` well
@@ -146,7 +148,23 @@ type unreachableError struct {
 }
 
 func (e *unreachableError) Error() string {
-	return fmt.Sprintf("token endpoint %s unreachable: %s; check the network, HTTPS_PROXY and %s", e.endpoint, e.reason, e.endpointVar)
+	return fmt.Sprintf("token endpoint %s unreachable: %s; %s", e.endpoint, e.reason, e.HowToFix())
+}
+
+func (e *unreachableError) HowToFix() string {
+	return "check the network, HTTPS_PROXY and " + e.endpointVar
+}
+
+// HowToFix says what the user can do about the answer.
+func (e *rejectedError) HowToFix() string {
+	switch {
+	case e.status == http.StatusUnauthorized || e.status == http.StatusForbidden ||
+		(e.status == http.StatusBadRequest && e.hints.rejected400):
+		return e.hints.rejected
+	case e.status >= 500 || e.status == http.StatusTooManyRequests:
+		return "the STACKIT token service is unavailable, try again shortly"
+	}
+	return ""
 }
 
 func (e *rejectedError) Error() string {
@@ -154,14 +172,8 @@ func (e *rejectedError) Error() string {
 	if e.detail != "" {
 		msg += ": " + e.detail
 	}
-	switch {
-	case e.status == http.StatusUnauthorized || e.status == http.StatusForbidden ||
-		(e.status == http.StatusBadRequest && e.hints.rejected400):
-		if e.hints.rejected != "" {
-			msg += "; " + e.hints.rejected
-		}
-	case e.status >= 500 || e.status == http.StatusTooManyRequests:
-		msg += "; the STACKIT token service is unavailable, try again shortly"
+	if fix := e.HowToFix(); fix != "" {
+		msg += "; " + fix
 	}
 	return msg
 }
@@ -191,10 +203,10 @@ func exchange(ctx context.Context, client *http.Client, endpoint string, form ur
 		var redirect *redirectError
 		if errors.As(err, &redirect) {
 			// A misconfiguration, not an outage: no retries.
-			return nil, fmt.Errorf("token endpoint %s redirected to %s; set %s to the final URL", endpoint, redirect.target, hints.endpointVar)
+			return nil, problem.New(fmt.Sprintf("token endpoint %s redirected to %s", endpoint, redirect.target), "set "+hints.endpointVar+" to the final URL")
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("token endpoint %s did not answer in time; check the network, HTTPS_PROXY and %s", endpoint, hints.endpointVar)
+			return nil, problem.New(fmt.Sprintf("token endpoint %s did not answer in time", endpoint), "check the network, HTTPS_PROXY and "+hints.endpointVar)
 		}
 		return nil, &unreachableError{endpoint: endpoint, reason: describeNetError(err), endpointVar: hints.endpointVar}
 	}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
+
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -34,22 +36,23 @@ type KeyFlow struct {
 	// Now defaults to time.Now.
 	Now func() time.Time
 
-	// Warnings are things the user should fix, such as a key file others
-	// can read; the caller shows them.
-	Warnings []string
+	// Warnings were found while reading the key, such as a key file
+	// others can read.
+	Warnings []Warning
 
 	privateKeyOverride setting
 	lookup             *lookup
+	overrides          Overrides
 }
 
-func (k *KeyFlow) warn(msg string) { k.Warnings = append(k.Warnings, msg) }
-
-// NewKeyFlow discovers the service account key: the overrides first, then
+// newKeyFlow discovers the service account key: the overrides first, then
 // STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY and the
 // credentials file. It returns ErrNoCredentials if none is configured.
-func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
-	l := &lookup{env: env}
-	keySetting, err := l.first(setting{value: o.ServiceAccountKeyPath, source: "serviceAccountKeyPath in the helper config", isPath: true},
+func newKeyFlow(env Env, o Overrides) (*KeyFlow, error) { return newKeyFlowWith(env, o, nil) }
+
+func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*KeyFlow, error) {
+	l := &lookup{env: env, homeDir: homeDir}
+	keySetting, err := l.first(setting{value: o.ServiceAccountKeyPath, source: o.field("serviceAccountKeyPath"), isPath: true, fromOverride: true},
 		EnvServiceAccountKeyPath, EnvServiceAccountKey)
 	if err != nil {
 		return nil, err
@@ -57,9 +60,9 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 	if keySetting.value == "" {
 		return nil, ErrNoCredentials
 	}
-	var warnings []string
-	data, err := keySetting.load("service account key", fixHint(keySetting.source, "serviceAccountKeyPath", "set "+EnvServiceAccountKeyPath+" to the key JSON STACKIT issued"),
-		func(w string) { warnings = append(warnings, w) })
+	var warnings []Warning
+	data, err := keySetting.load("service account key", keySetting.fixHint(o, "serviceAccountKeyPath", "set "+EnvServiceAccountKeyPath+" to the key JSON STACKIT issued"),
+		func(w Warning) { warnings = append(warnings, w) })
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +80,7 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 	k := &KeyFlow{Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings}
 	switch {
 	case o.TokenEndpoint != "":
-		k.Endpoint, k.EndpointSource = o.TokenEndpoint, "tokenEndpoint in the helper config"
+		k.Endpoint, k.EndpointSource = o.TokenEndpoint, o.field("tokenEndpoint")
 	case env(EnvTokenBaseURL) != "":
 		k.Endpoint, k.EndpointSource = env(EnvTokenBaseURL), EnvTokenBaseURL
 	case key.Credentials.TokenEndpoint != "":
@@ -88,7 +91,8 @@ func NewKeyFlow(env Env, o Overrides) (*KeyFlow, error) {
 	if err := CheckEndpoint(k.Endpoint); err != nil {
 		return nil, fmt.Errorf("token endpoint from %s: %w", k.EndpointSource, err)
 	}
-	k.privateKeyOverride = setting{value: o.PrivateKeyPath, source: "privateKeyPath in the helper config", isPath: true}
+	k.privateKeyOverride = setting{value: o.PrivateKeyPath, source: o.field("privateKeyPath"), isPath: true, fromOverride: true}
+	k.overrides = o
 	if o.ServiceAccountKeyPath != "" {
 		// A registry with its own service account must not pick up the
 		// default account's STACKIT_PRIVATE_KEY_PATH: only its own
@@ -110,7 +114,7 @@ func (k *KeyFlow) CacheKey() string {
 // Token signs a fresh assertion and exchanges it at the token endpoint.
 func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
 	preloadSystemRoots(k.HTTPClient)
-	priv, err := k.loadPrivateKey()
+	priv, _, warnings, err := k.privateKey()
 	if err != nil {
 		return nil, err
 	}
@@ -128,11 +132,12 @@ func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
 	if err != nil {
 		var rej *rejectedError
 		if errors.As(err, &rej) && rej.kidNotFound {
-			return nil, fmt.Errorf("token endpoint %s does not know key id %s (HTTP %d): the key was deleted or the endpoint is wrong; create a new key for %s or check %s",
-				k.Endpoint, k.Key.Credentials.Kid, rej.status, k.Username(), EnvTokenBaseURL)
+			return nil, problem.New(fmt.Sprintf("token endpoint %s does not know key id %s (HTTP %d): the key was deleted or the endpoint is wrong", k.Endpoint, k.Key.Credentials.Kid, rej.status),
+				fmt.Sprintf("create a new key for %s or check %s", k.Username(), EnvTokenBaseURL))
 		}
 		return nil, err
 	}
+	tok.Warnings = warnings
 	return tok, nil
 }
 
@@ -143,13 +148,10 @@ func (k *KeyFlow) now() time.Time {
 	return time.Now()
 }
 
-func (k *KeyFlow) loadPrivateKey() (*rsa.PrivateKey, error) {
-	priv, _, err := k.privateKey()
-	return priv, err
-}
-
-// privateKey finds and parses the private key, and says where it came from.
-func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, error) {
+// privateKey finds and parses the private key, and says where it came
+// from and what the user should fix about it. It changes nothing in k, so
+// concurrent Token calls are safe.
+func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, []Warning, error) {
 	s := k.privateKeyOverride
 	if s.value == "" {
 		l := k.lookup
@@ -159,27 +161,29 @@ func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, error) {
 		var err error
 		s, err = l.first(setting{}, EnvPrivateKeyPath, EnvPrivateKey)
 		if err != nil {
-			return nil, s, err
+			return nil, s, nil, err
 		}
 	}
 	if s.value == "" {
 		if k.Key.Credentials.PrivateKey == "" {
-			return nil, s, fmt.Errorf("the service account key from %s has no embedded private key; set %s to the PEM file you created the key with", k.KeySource, EnvPrivateKeyPath)
+			return nil, s, nil, fmt.Errorf("the service account key from %s has no embedded private key; set %s to the PEM file you created the key with", k.KeySource, EnvPrivateKeyPath)
 		}
 		s = setting{value: k.Key.Credentials.PrivateKey, source: "credentials.privateKey in the key"}
 	}
-	data, err := s.load("private key", fixHint(s.source, "privateKeyPath", "set "+EnvPrivateKeyPath+" to the PEM private key"), k.warn)
+	var warnings []Warning
+	data, err := s.load("private key", s.fixHint(k.overrides, "privateKeyPath", "set "+EnvPrivateKeyPath+" to the PEM private key"),
+		func(w Warning) { warnings = append(warnings, w) })
 	if err != nil {
-		return nil, s, err
+		return nil, s, nil, err
 	}
 	priv, err := ParsePrivateKey(data)
 	if err != nil {
 		if s.isPath {
-			return nil, s, fmt.Errorf("read private key %s (from %s): %w", s.value, s.source, err)
+			return nil, s, nil, fmt.Errorf("read private key %s (from %s): %w", s.value, s.source, err)
 		}
-		return nil, s, fmt.Errorf("read private key from %s: %w", s.source, err)
+		return nil, s, nil, fmt.Errorf("read private key from %s: %w", s.source, err)
 	}
-	return priv, s, nil
+	return priv, s, warnings, nil
 }
 
 // SignAssertion builds the RS512 JWT the token endpoint expects.
@@ -212,4 +216,60 @@ func newUUIDv4() (string, error) {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+}
+
+// flow describes the key flow for callers.
+func (k *KeyFlow) flow(reason string, o Overrides, env Env) *Flow {
+	why, ignored := keyWhy(env, o)
+	f := &Flow{
+		Kind: KindKey, Username: k.Username(), CacheKey: k.CacheKey(),
+		Source: k.KeySource, Endpoint: k.Endpoint, Reason: reason,
+		Warnings: k.Warnings, source: k,
+		Facts: []Fact{
+			{"flow", "key flow: " + reason},
+			{"credentials", "service account key from " + k.KeySource},
+			{"why", why},
+		},
+	}
+	for _, ig := range ignored {
+		f.Facts = append(f.Facts, Fact{"ignored", ig})
+	}
+	withUsername(f, o, k.Username())
+	f.Facts = append(f.Facts, Fact{"key id", k.Key.Credentials.Kid}, Fact{"token endpoint", k.Endpoint + " (" + k.EndpointSource + ")"})
+	f.check = func() ([]Fact, error) {
+		source, err := k.CheckPrivateKey()
+		if source == "" {
+			return nil, err
+		}
+		return []Fact{{"private key", source}}, err
+	}
+	return f
+}
+
+// keyWhy explains, in the SDK's discovery order, why this key was chosen
+// and which other configured sources lose to it.
+func keyWhy(env Env, o Overrides) (why string, ignored []string) {
+	pathSet := env(EnvServiceAccountKeyPath) != ""
+	inlineSet := env(EnvServiceAccountKey) != ""
+	order := "the order is: the registry's " + o.field("serviceAccountKeyPath") + ", " + EnvServiceAccountKeyPath + ", " + EnvServiceAccountKey + ", the credentials file"
+	switch {
+	case o.ServiceAccountKeyPath != "":
+		why = o.origin() + " sets serviceAccountKeyPath for this registry, which comes first; " + order
+		if pathSet {
+			ignored = append(ignored, EnvServiceAccountKeyPath+" is set too, but "+o.origin()+" wins for this registry")
+		}
+		if inlineSet {
+			ignored = append(ignored, EnvServiceAccountKey+" is set too, but "+o.origin()+" wins for this registry")
+		}
+	case pathSet:
+		why = EnvServiceAccountKeyPath + " is set; " + order
+		if inlineSet {
+			ignored = append(ignored, EnvServiceAccountKey+" is set too, but "+EnvServiceAccountKeyPath+" comes first")
+		}
+	case inlineSet:
+		why = EnvServiceAccountKey + " is set and " + EnvServiceAccountKeyPath + " is not; " + order
+	default:
+		why = "neither " + EnvServiceAccountKeyPath + " nor " + EnvServiceAccountKey + " is set, so the STACKIT credentials file decides"
+	}
+	return why, ignored
 }

@@ -108,7 +108,7 @@ func TestDiscoveryOrder(t *testing.T) {
 		source    string
 	}{
 		{"override beats everything", map[string]string{tokensource.EnvServiceAccountKeyPath: pathC, "HOME": home},
-			tokensource.Overrides{ServiceAccountKeyPath: pathA}, a.Email, "serviceAccountKeyPath in the helper config"},
+			tokensource.Overrides{Origin: "the helper config", ServiceAccountKeyPath: pathA}, a.Email, "serviceAccountKeyPath in the helper config"},
 		{"path beats inline", map[string]string{tokensource.EnvServiceAccountKeyPath: pathA, tokensource.EnvServiceAccountKey: string(b.KeyJSON(true)), "HOME": home},
 			tokensource.Overrides{}, a.Email, tokensource.EnvServiceAccountKeyPath},
 		{"inline beats credentials file", map[string]string{tokensource.EnvServiceAccountKey: string(b.KeyJSON(true)), "HOME": home},
@@ -330,17 +330,20 @@ func TestLooseKeyFilePermissionsWarn(t *testing.T) {
 
 	flow, err := tokensource.NewKeyFlow(env, tokensource.Overrides{})
 	require.NoError(t, err)
-	_, err = flow.Token(context.Background())
+	tok, err := flow.Token(context.Background())
 	require.NoError(t, err)
 	assert.Empty(t, flow.Warnings, "0600 files are fine")
+	assert.Empty(t, tok.Warnings, "0600 files are fine")
 
 	require.NoError(t, os.Chmod(keyPath, 0o644))
 	require.NoError(t, os.Chmod(pemPath, 0o640))
 	flow, err = tokensource.NewKeyFlow(env, tokensource.Overrides{})
 	require.NoError(t, err)
-	_, err = flow.Token(context.Background())
+	tok, err = flow.Token(context.Background())
 	require.NoError(t, err)
-	require.Len(t, flow.Warnings, 2)
-	assert.Equal(t, "service account key "+keyPath+" is readable by others (mode 0644); run: chmod 600 "+keyPath, flow.Warnings[0])
-	assert.Contains(t, flow.Warnings[1], "private key "+pemPath+" is readable by others (mode 0640)")
+	require.Len(t, flow.Warnings, 1, "the key file is read by discovery")
+	assert.Equal(t, "service account key "+keyPath+" is readable by others (mode 0644); run: chmod 600 "+keyPath, flow.Warnings[0].Message)
+	require.Len(t, tok.Warnings, 1, "the private key is read when a token is minted, and its warning comes with the result")
+	assert.Contains(t, tok.Warnings[0].Message, "private key "+pemPath+" is readable by others (mode 0640)")
+	assert.NotEmpty(t, tok.Warnings[0].OnceADay, "mode warnings are shown at most once a day")
 }

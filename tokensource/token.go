@@ -23,6 +23,15 @@ type Token struct {
 	// IssuedAt is the token's iat claim, or the time it was received.
 	IssuedAt time.Time
 	Expiry   time.Time
+	// Username is set when the source reads the login together with the
+	// secret (a robot file), so the two always come from one read.
+	Username string
+	// Detail says more about where this token came from than discovery
+	// knew, e.g. a robot file's format; for the debug log, never a secret.
+	Detail string
+	// Warnings are things the user should fix that were found while
+	// obtaining this token; they are not cached with it.
+	Warnings []Warning
 }
 
 // maxReuseMargin caps the remaining life a token must have before it is

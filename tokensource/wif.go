@@ -45,31 +45,15 @@ const (
 	grantTypeClientCredentials     = "client_credentials"
 )
 
-// Flow is a way of obtaining access tokens.
-type Flow int
-
-// The flows, in the order the SDK tries them.
-const (
-	FlowKey Flow = iota
-	FlowFederation
-)
-
-func (f Flow) String() string {
-	if f == FlowFederation {
-		return "workload identity federation"
-	}
-	return "key flow"
-}
-
-// Choice is the outcome of ChooseFlow: which flow, why, and for federation
+// choice is the outcome of chooseFlow: which flow, why, and for federation
 // where the federated token comes from.
-type Choice struct {
-	Flow Flow
+type choice struct {
+	Flow Kind
 	// Reason says in words why this flow was chosen, for the debug log and
 	// for hints. It never holds a secret.
 	Reason string
 
-	// The federation inputs; set only when Flow is FlowFederation.
+	// The federation inputs; set only when Flow is KindFederation.
 	Email       string
 	EmailSource string
 	// TokenFile is the federated token file; empty when GitHubOIDC is set.
@@ -80,44 +64,44 @@ type Choice struct {
 }
 
 // FileExists reports whether path names something other than a directory.
-// It is ChooseFlow's default probe; tests pass their own.
+// It is discovery's default probe; tests pass their own.
 func FileExists(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir()
 }
 
-// ChooseFlow decides between workload identity federation and the key flow
+// chooseFlow decides between workload identity federation and the key flow
 // the way the STACKIT SDK does: federation first when its inputs are
 // present (a service account email, and either a federated token file that
 // exists or STACKIT_USE_OIDC), else the key flow. Per-registry overrides
 // from the helper config are explicit, so they decide on their own.
 //
 // It reads no file content and touches no network; exists probes paths.
-func ChooseFlow(env Env, o Overrides, exists func(path string) bool) (Choice, error) {
+func chooseFlow(env Env, o Overrides, exists func(path string) bool) (choice, error) {
 	keyFields := o.keyFlowFields()
 	fedFields := o.federationFields()
 	if len(keyFields) > 0 && len(fedFields) > 0 {
-		return Choice{}, fmt.Errorf("the helper config sets %s (key flow) and %s (workload identity federation) for one registry; keep one of them",
-			keyFields[0], fedFields[0])
+		return choice{}, fmt.Errorf("%s sets %s (key flow) and %s (workload identity federation) for one registry; keep one of them",
+			o.origin(), keyFields[0], fedFields[0])
 	}
 	if len(keyFields) > 0 {
-		return Choice{Flow: FlowKey, Reason: "the helper config sets " + strings.Join(keyFields, " and ") + " for this registry"}, nil
+		return choice{Flow: KindKey, Reason: o.origin() + " sets " + strings.Join(keyFields, " and ") + " for this registry"}, nil
 	}
 
 	useOIDC, err := parseBoolEnv(env, EnvUseOIDC)
 	if err != nil {
-		return Choice{}, err
+		return choice{}, err
 	}
-	email, emailSource := o.ServiceAccountEmail, "serviceAccountEmail in the helper config"
+	email, emailSource := o.ServiceAccountEmail, o.field("serviceAccountEmail")
 	if email == "" {
 		email, emailSource = strings.TrimSpace(env(EnvServiceAccountEmail)), EnvServiceAccountEmail
 	}
-	file, fileSource := o.FederatedTokenFile, "federatedTokenFile in the helper config"
+	file, fileSource := o.FederatedTokenFile, o.field("federatedTokenFile")
 	if file == "" {
 		file, fileSource = env(EnvFederatedTokenFile), EnvFederatedTokenFile
 	}
 	if file != "" && !LooksLikePath(file) {
-		return Choice{}, NotAPathError(fileSource, file)
+		return choice{}, NotAPathError(fileSource, file)
 	}
 	explicitFile := file != ""
 	if !explicitFile {
@@ -126,7 +110,7 @@ func ChooseFlow(env Env, o Overrides, exists func(path string) bool) (Choice, er
 
 	if email == "" {
 		if len(fedFields) > 0 {
-			return Choice{}, fmt.Errorf("the helper config sets %s for this registry but no service account email; add serviceAccountEmail to the entry or set %s", fedFields[0], EnvServiceAccountEmail)
+			return choice{}, fmt.Errorf("%s sets %s for this registry but no service account email; add serviceAccountEmail to the entry or set %s", o.origin(), fedFields[0], EnvServiceAccountEmail)
 		}
 		reason := EnvServiceAccountEmail + " is not set"
 		switch {
@@ -135,17 +119,17 @@ func ChooseFlow(env Env, o Overrides, exists func(path string) bool) (Choice, er
 		case explicitFile:
 			reason += " (" + EnvFederatedTokenFile + " is set, but federation needs the email too)"
 		}
-		return Choice{Flow: FlowKey, Reason: reason}, nil
+		return choice{Flow: KindKey, Reason: reason}, nil
 	}
 
-	fed := Choice{Flow: FlowFederation, Email: email, EmailSource: emailSource}
+	fed := choice{Flow: KindFederation, Email: email, EmailSource: emailSource}
 	githubURL := env(EnvActionsIDTokenRequestURL)
 	switch {
 	case o.FederatedTokenFile != "":
 		// An explicit per-registry file is used even if it is missing now,
 		// so that the error names it instead of silently switching flows.
 		fed.TokenFile, fed.TokenFileSource = file, fileSource
-		fed.Reason = "the helper config sets federatedTokenFile " + file + " for this registry"
+		fed.Reason = o.origin() + " sets federatedTokenFile " + file + " for this registry"
 	case explicitFile && exists(file):
 		fed.TokenFile, fed.TokenFileSource = file, fileSource
 		fed.Reason = fmt.Sprintf("%s is set and the federated token file %s (from %s) exists", emailSource, file, fileSource)
@@ -158,10 +142,10 @@ func ChooseFlow(env Env, o Overrides, exists func(path string) bool) (Choice, er
 	case useOIDC:
 		// The user asked for federation explicitly; falling back to a key
 		// would hide the missing job permission.
-		return Choice{}, fmt.Errorf("%s is set but there is no federated token: %s is not set (give the GitHub Actions job \"permissions: id-token: write\") and %s (from %s) does not exist; fix one, or unset %s to use a service account key",
+		return choice{}, fmt.Errorf("%s is set but there is no federated token: %s is not set (give the GitHub Actions job \"permissions: id-token: write\") and %s (from %s) does not exist; fix one, or unset %s to use a service account key",
 			EnvUseOIDC, EnvActionsIDTokenRequestURL, file, fileSource, EnvUseOIDC)
 	default:
-		return Choice{Flow: FlowKey, Reason: fmt.Sprintf("%s is set but there is no federated token: %s (from %s) does not exist and %s is not set",
+		return choice{Flow: KindKey, Reason: fmt.Sprintf("%s is set but there is no federated token: %s (from %s) does not exist and %s is not set",
 			emailSource, file, fileSource, EnvUseOIDC)}, nil
 	}
 	return fed, nil
@@ -246,11 +230,11 @@ type WorkloadIdentity struct {
 	Now func() time.Time
 }
 
-// NewWorkloadIdentity builds the federation flow from a Choice made by
-// ChooseFlow. It validates the inputs but reads no token yet, so a cache
+// newWorkloadIdentity builds the federation flow from a choice made by
+// chooseFlow. It validates the inputs but reads no token yet, so a cache
 // hit costs no file read and no request to the CI runner.
-func NewWorkloadIdentity(env Env, o Overrides, c Choice) (*WorkloadIdentity, error) {
-	if c.Flow != FlowFederation {
+func newWorkloadIdentity(env Env, o Overrides, c choice) (*WorkloadIdentity, error) {
+	if c.Flow != KindFederation {
 		return nil, errors.New("workload identity federation was not chosen for this registry")
 	}
 	if err := CheckServiceAccountEmail(c.Email); err != nil {
@@ -259,7 +243,7 @@ func NewWorkloadIdentity(env Env, o Overrides, c Choice) (*WorkloadIdentity, err
 	w := &WorkloadIdentity{Email: c.Email, EmailSource: c.EmailSource}
 	switch {
 	case o.IDPTokenEndpoint != "":
-		w.Endpoint, w.EndpointSource = o.IDPTokenEndpoint, "idpTokenEndpoint in the helper config"
+		w.Endpoint, w.EndpointSource = o.IDPTokenEndpoint, o.field("idpTokenEndpoint")
 	case env(EnvIDPTokenEndpoint) != "":
 		w.Endpoint, w.EndpointSource = env(EnvIDPTokenEndpoint), EnvIDPTokenEndpoint
 	case env(EnvIDPEndpoint) != "":
@@ -277,7 +261,7 @@ func NewWorkloadIdentity(env Env, o Overrides, c Choice) (*WorkloadIdentity, err
 		}
 		w.Federated = gh
 	} else {
-		w.Federated = &TokenFile{Path: c.TokenFile, Source: c.TokenFileSource}
+		w.Federated = &TokenFile{Path: c.TokenFile, Source: c.TokenFileSource, fromOverride: c.TokenFileSource == o.field("federatedTokenFile"), origin: o.origin()}
 	}
 	return w, nil
 }
@@ -357,6 +341,9 @@ type TokenFile struct {
 	Path string
 	// Source says where Path came from, e.g. STACKIT_FEDERATED_TOKEN_FILE.
 	Source string
+
+	fromOverride bool
+	origin       string
 }
 
 // FederatedToken implements FederatedTokenSource.
@@ -364,7 +351,7 @@ func (f *TokenFile) FederatedToken(context.Context) (string, error) {
 	data, _, err := readSmallFile(f.Path)
 	if err != nil {
 		return "", fmt.Errorf("read federated token %s (from %s): %s; write the CI job's OIDC token there, or %s",
-			f.Path, f.Source, describeFileError(err), fixHint(f.Source, "federatedTokenFile", "point "+EnvFederatedTokenFile+" at it"))
+			f.Path, f.Source, describeFileError(err), setting{fromOverride: f.fromOverride}.fixHint(Overrides{Origin: f.origin}, "federatedTokenFile", "point "+EnvFederatedTokenFile+" at it"))
 	}
 	// Files written with echo end in a newline; the token itself never
 	// contains whitespace.
@@ -474,4 +461,20 @@ func scrubValue(s, secret string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, secret, "[redacted]")
+}
+
+// flow describes federation for callers.
+func (w *WorkloadIdentity) flow(reason string, o Overrides) *Flow {
+	source := "workload identity federation with the token from " + w.Federated.String()
+	f := &Flow{
+		Kind: KindFederation, Username: w.Email, CacheKey: w.CacheKey(),
+		Source: source, Endpoint: w.Endpoint, Reason: reason, source: w,
+		Facts: []Fact{
+			{"credentials", source},
+			{"why", reason},
+		},
+	}
+	withUsername(f, o, w.Email+" (from "+w.EmailSource+")")
+	f.Facts = append(f.Facts, Fact{"IdP endpoint", w.Endpoint + " (" + w.EndpointSource + ")"})
+	return f
 }

@@ -29,7 +29,7 @@ const (
 
 func TestChooseFlowPrecedence(t *testing.T) {
 	type want struct {
-		flow       tokensource.Flow
+		flow       tokensource.Kind
 		tokenFile  string
 		github     bool
 		reason     string
@@ -98,21 +98,21 @@ func TestChooseFlowPrecedence(t *testing.T) {
 			want{flow: key}},
 		{"config key path forces the key flow over env federation",
 			map[string]string{tokensource.EnvServiceAccountEmail: email, tokensource.EnvFederatedTokenFile: explicitTok},
-			tokensource.Overrides{ServiceAccountKeyPath: "/other.json"}, []string{explicitTok},
+			tokensource.Overrides{Origin: "the helper config", ServiceAccountKeyPath: "/other.json"}, []string{explicitTok},
 			want{flow: key, reason: "the helper config sets serviceAccountKeyPath for this registry"}},
 		{"config email forces federation with the env token file",
 			map[string]string{tokensource.EnvServiceAccountEmail: "env-sa@sa.stackit.cloud", tokensource.EnvFederatedTokenFile: explicitTok},
-			tokensource.Overrides{ServiceAccountEmail: email}, []string{explicitTok},
+			tokensource.Overrides{Origin: "the helper config", ServiceAccountEmail: email}, []string{explicitTok},
 			want{flow: fed, tokenFile: explicitTok, reason: "serviceAccountEmail in the helper config is set"}},
 		{"config token file is used even when missing, so the error names it",
 			map[string]string{tokensource.EnvServiceAccountEmail: email},
-			tokensource.Overrides{FederatedTokenFile: "/cfg/token"}, nil,
+			tokensource.Overrides{Origin: "the helper config", FederatedTokenFile: "/cfg/token"}, nil,
 			want{flow: fed, tokenFile: "/cfg/token", reason: "the helper config sets federatedTokenFile /cfg/token"}},
 		{"config federation without any email: error",
-			nil, tokensource.Overrides{FederatedTokenFile: "/cfg/token"}, []string{"/cfg/token"},
+			nil, tokensource.Overrides{Origin: "the helper config", FederatedTokenFile: "/cfg/token"}, []string{"/cfg/token"},
 			want{errContain: "sets federatedTokenFile for this registry but no service account email"}},
 		{"config key and federation fields together: error",
-			nil, tokensource.Overrides{ServiceAccountKeyPath: "/k.json", ServiceAccountEmail: email}, nil,
+			nil, tokensource.Overrides{Origin: "the helper config", ServiceAccountKeyPath: "/k.json", ServiceAccountEmail: email}, nil,
 			want{errContain: "sets serviceAccountKeyPath (key flow) and serviceAccountEmail (workload identity federation)"}},
 	}
 	for _, tc := range cases {

@@ -1,15 +1,7 @@
 package main
 
-// End-to-end fault tests (issue 4): the real binary against a misbehaving
-// token endpoint, a crowded or broken cache, processes killed with kill -9
-// and hostile host names. They reuse the harness of e2e_test.go (TestMain,
-// helperEnv, proc, secretSet). Every run has the debug log on, and its
-// output is checked for tokens, assertions and private keys.
-
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +11,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,256 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker-credential-helpers/credentials"
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
+	"github.com/docker/docker-credential-helpers/credentials"
+	"github.com/golang-jwt/jwt/v5"
 )
-
-// responder answers a token request instead of the fake's own logic; it
-// returns false to fall through to the fake, which then issues a token.
-type responder func(w http.ResponseWriter, r *http.Request) bool
-
-// tokenRequest is what the fake endpoint saw of one request.
-type tokenRequest struct {
-	at                   time.Time
-	method, path, query  string
-	contentType          string
-	grantType, kid       string
-	assertionInBody      bool
-	assertionOutsideBody bool // in the URL or a header
-}
-
-// endpointLog records every request the fake token endpoint receives and
-// answers the first ones from a script. It is installed once, before any
-// helper process starts, and is safe for concurrent requests.
-type endpointLog struct {
-	mu     sync.Mutex
-	reqs   []tokenRequest
-	script []responder
-}
-
-// watchEndpoint installs the log as e.srv.Respond. The i-th request is
-// answered by script[i] if there is one (a nil entry falls through).
-func watchEndpoint(e *helperEnv, script ...responder) *endpointLog {
-	l := &endpointLog{script: script}
-	e.srv.Respond = func(w http.ResponseWriter, r *http.Request) bool {
-		req := tokenRequest{at: time.Now(), method: r.Method, path: r.URL.Path, query: r.URL.RawQuery, contentType: r.Header.Get("Content-Type")}
-		// ParseForm reads the body once; the fake's own ParseForm then
-		// reuses r.PostForm, so falling through still works.
-		if err := r.ParseForm(); err == nil {
-			assertion := r.PostForm.Get("assertion")
-			req.grantType = r.PostForm.Get("grant_type")
-			req.assertionInBody = assertion != ""
-			e.secrets.add(assertion)
-			if assertion != "" {
-				if strings.Contains(r.URL.String(), assertion) {
-					req.assertionOutsideBody = true
-				}
-				for _, vs := range r.Header {
-					for _, v := range vs {
-						if strings.Contains(v, assertion) {
-							req.assertionOutsideBody = true
-						}
-					}
-				}
-			}
-			// The kid header of the assertion, read without verifying, tells
-			// which service account asked.
-			if tok, _, err := jwt.NewParser().ParseUnverified(assertion, jwt.MapClaims{}); err == nil {
-				req.kid, _ = tok.Header["kid"].(string)
-			}
-		}
-		l.mu.Lock()
-		n := len(l.reqs)
-		l.reqs = append(l.reqs, req)
-		var answer responder
-		if n < len(l.script) {
-			answer = l.script[n]
-		}
-		l.mu.Unlock()
-		return answer != nil && answer(w, r)
-	}
-	return l
-}
-
-func (l *endpointLog) requests() []tokenRequest {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]tokenRequest(nil), l.reqs...)
-}
-
-// perKid counts the requests by the assertion's kid header ("" if none).
-func (l *endpointLog) perKid() map[string]int {
-	out := map[string]int{}
-	for _, r := range l.requests() {
-		out[r.kid]++
-	}
-	return out
-}
-
-func answerStatus(code int, retryAfter, body string) responder {
-	return func(w http.ResponseWriter, r *http.Request) bool {
-		w.Header().Set("Content-Type", "application/json")
-		if retryAfter != "" {
-			w.Header().Set("Retry-After", retryAfter)
-		}
-		w.WriteHeader(code)
-		_, _ = w.Write([]byte(body))
-		return true
-	}
-}
-
-func answer200(body string) responder { return answerStatus(http.StatusOK, "", body) }
-
-// answerHang never answers: it returns when the client goes away or done is
-// closed.
-func answerHang(done <-chan struct{}) responder {
-	return func(w http.ResponseWriter, r *http.Request) bool {
-		select {
-		case <-r.Context().Done():
-		case <-done:
-		}
-		return true
-	}
-}
-
-// answerAfter blocks until release is closed (or the client goes away), then
-// falls through so that the fake issues a real token.
-func answerAfter(release <-chan struct{}) responder {
-	return func(w http.ResponseWriter, r *http.Request) bool {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		return false
-	}
-}
-
-// testDone is closed when the test ends, before the fake endpoint closes, so
-// that hanging handlers let the server shut down.
-func testDone(t *testing.T) <-chan struct{} {
-	done := make(chan struct{})
-	t.Cleanup(func() { close(done) })
-	return done
-}
-
-// identity is the cache identity the helper uses for e's account.
-func (e *helperEnv) identity(endpoint string) string {
-	return "keyflow\x00" + endpoint + "\x00" + e.acct.Kid
-}
-
-func (e *helperEnv) entryPath(endpoint string) string {
-	return filepath.Join(e.cacheDir, cache.FileName(e.identity(endpoint))+".json")
-}
-
-// writeEntry writes a cache entry the way the helper would.
-func (e *helperEnv) writeEntry(path, token string, issued, expiry time.Time) {
-	e.t.Helper()
-	data, err := json.Marshal(cache.Entry{Version: 1, AccessToken: token, IssuedAt: issued.UTC(), Expiry: expiry.UTC(), Identity: "written by the test"})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-// readEntry decodes the entry at path, failing the test if it does not.
-func (e *helperEnv) readEntry(path string) *cache.Entry {
-	e.t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		e.t.Fatalf("read cache entry: %v", err)
-	}
-	entry, err := cache.DecodeEntry(data)
-	if err != nil {
-		e.t.Fatalf("cache entry %s does not decode: %v\n%s", filepath.Base(path), err, data)
-	}
-	return entry
-}
-
-// getOK runs get for host, requires success and checks that stdout holds
-// nothing but the credentials: without the returned secret, it shows no
-// secret, assertion, private key or other JWT.
-func (e *helperEnv) getOK(host string) (result, credentials.Credentials) {
-	e.t.Helper()
-	r := e.run(host, "get")
-	if r.code != 0 {
-		e.t.Fatalf("get %s failed:\n%s", host, r)
-	}
-	c := e.parseCreds(r)
-	e.checkSuccessStdout(r, c)
-	return r, c
-}
-
-func (e *helperEnv) checkSuccessStdout(r result, c credentials.Credentials) {
-	e.t.Helper()
-	if leaks := e.secrets.leaks(strings.ReplaceAll(r.stdout, c.Secret, "")); len(leaks) > 0 {
-		e.t.Errorf("stdout of %v shows %s besides the secret: %q", r.args, strings.Join(leaks, ", "), r.stdout)
-	}
-}
-
-// getErr runs get for host and requires a real error (not not-found); run
-// has already checked exit 1, one line on stdout and no leaks.
-func (e *helperEnv) getErr(host string) result {
-	e.t.Helper()
-	r := e.run(host, "get")
-	if r.code == 0 {
-		e.t.Fatalf("get %s succeeded; want an error\n%s", host, r)
-	}
-	if strings.TrimSpace(r.stdout) == notFoundMessage {
-		e.t.Fatalf("get %s said not found; want a real error\n%s", host, r)
-	}
-	e.t.Logf("error: %s", strings.TrimSpace(r.stdout))
-	return r
-}
-
-func requireContains(t *testing.T, what, s string, subs ...string) {
-	t.Helper()
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			t.Errorf("%s does not mention %q:\n%s", what, sub, s)
-		}
-	}
-}
-
-var cacheResultRE = regexp.MustCompile(`cache=(\S+)`)
-
-// cacheResult is the cache= field of the get's final debug line.
-func cacheResult(r result) string {
-	m := cacheResultRE.FindAllStringSubmatch(r.stderr, -1)
-	if len(m) == 0 {
-		return ""
-	}
-	return m[len(m)-1][1]
-}
-
-func tempLeftovers(t *testing.T, dirs ...string) []string {
-	t.Helper()
-	var out []string
-	for _, dir := range dirs {
-		m, err := filepath.Glob(filepath.Join(dir, ".tmp-*"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, m...)
-	}
-	return out
-}
-
-func randomHex(t *testing.T) string {
-	t.Helper()
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b[:])
-}
 
 // TestTokenEndpointFaults drives one get per fault of the token endpoint.
 // Each fault gets its own endpoint, account and cache.
@@ -917,9 +663,6 @@ func mountTmpfs(t *testing.T, dir, opts string) {
 		}
 	})
 }
-
-// degradedNote is the debug note of a get that fetched without the cache.
-var degradedNote = regexp.MustCompile(`debug: cache: .*(fetching without the cache|could not store the token)`)
 
 // requireDegraded runs a get that must fetch without the cache: exit 0, a
 // valid token from one token request, and a debug note about the cache.

@@ -1,4 +1,4 @@
-package credhelper
+package cli
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -14,16 +15,16 @@ import (
 func configureEnv(t *testing.T) (map[string]string, string) {
 	dir := t.TempDir()
 	env := map[string]string{
-		"HOME":          dir,
-		"DOCKER_CONFIG": filepath.Join(dir, "docker"),
-		EnvConfig:       filepath.Join(dir, "helper", "config.json"),
+		"HOME":               dir,
+		"DOCKER_CONFIG":      filepath.Join(dir, "docker"),
+		credhelper.EnvConfig: filepath.Join(dir, "helper", "config.json"),
 	}
 	return env, filepath.Join(dir, "docker", "config.json")
 }
 
 func configure(t *testing.T, env map[string]string, args ...string) (string, error) {
 	var stderr bytes.Buffer
-	err := ConfigureDocker(args, func(k string) string { return env[k] }, env[EnvConfig], &stderr)
+	err := configureFor(dockerConfigFile, args, env, &stderr)
 	return stderr.String(), err
 }
 
@@ -51,13 +52,13 @@ func TestConfigureDockerKeepsEverythingElse(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm(), "mode kept")
 
-	cfg, err := LoadConfig(env[EnvConfig])
+	cfg, err := credhelper.LoadConfig(env[credhelper.EnvConfig])
 	require.NoError(t, err)
 	assert.Contains(t, cfg.Registries, "team.example.com:5000", "non-default host is now served")
-	assert.NotContains(t, cfg.Registries, DefaultRegistry)
+	assert.NotContains(t, cfg.Registries, credhelper.DefaultRegistry)
 
 	// Run twice: nothing changes, byte for byte.
-	helperBefore, err := os.ReadFile(env[EnvConfig])
+	helperBefore, err := os.ReadFile(env[credhelper.EnvConfig])
 	require.NoError(t, err)
 	msg, err = configure(t, env, "--registry", "registry.onstackit.cloud", "--registry", "team.example.com:5000")
 	require.NoError(t, err)
@@ -65,14 +66,14 @@ func TestConfigureDockerKeepsEverythingElse(t *testing.T) {
 	after, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Equal(t, string(data), string(after))
-	helperAfter, err := os.ReadFile(env[EnvConfig])
+	helperAfter, err := os.ReadFile(env[credhelper.EnvConfig])
 	require.NoError(t, err)
 	assert.Equal(t, string(helperBefore), string(helperAfter))
 }
 
 func TestConfigureDockerFreshAndDefaults(t *testing.T) {
 	env, path := configureEnv(t)
-	env[EnvRegistries] = "extra.example.com"
+	env[credhelper.EnvRegistries] = "extra.example.com"
 	_, err := configure(t, env)
 	require.NoError(t, err)
 	data, err := os.ReadFile(path)
@@ -89,7 +90,7 @@ func TestConfigureDockerFollowsSymlink(t *testing.T) {
 	require.NoError(t, os.WriteFile(real, []byte(`{"auths":{}}`), 0o600))
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
 	require.NoError(t, os.Symlink(real, path))
-	_, err := configure(t, env, "--registry", DefaultRegistry)
+	_, err := configure(t, env, "--registry", credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	li, err := os.Lstat(path)
 	require.NoError(t, err)
@@ -122,7 +123,7 @@ func TestConfigureDockerErrors(t *testing.T) {
 
 func configurePodman(t *testing.T, env map[string]string, args ...string) (string, error) {
 	var stderr bytes.Buffer
-	err := ConfigurePodman(args, func(k string) string { return env[k] }, env[EnvConfig], &stderr)
+	err := configureFor(containersAuth, args, env, &stderr)
 	return stderr.String(), err
 }
 
@@ -135,7 +136,7 @@ func TestConfigurePodmanAuthFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(authFile, []byte(original), 0o640))
 	require.NoError(t, os.Chmod(authFile, 0o640))
 
-	msg, err := configurePodman(t, env, "--registry", DefaultRegistry, "--registry", "127.0.0.1:5000")
+	msg, err := configurePodman(t, env, "--registry", credhelper.DefaultRegistry, "--registry", "127.0.0.1:5000")
 	require.NoError(t, err)
 	assert.Contains(t, msg, authFile+" now uses docker-credential-stackit for registry.onstackit.cloud, 127.0.0.1:5000")
 	data, err := os.ReadFile(authFile)
@@ -144,11 +145,11 @@ func TestConfigurePodmanAuthFile(t *testing.T) {
 	fi, err := os.Stat(authFile)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), "mode kept")
-	cfg, err := LoadConfig(env[EnvConfig])
+	cfg, err := credhelper.LoadConfig(env[credhelper.EnvConfig])
 	require.NoError(t, err)
 	assert.Contains(t, cfg.Registries, "127.0.0.1:5000", "the helper now serves the extra host")
 
-	msg, err = configurePodman(t, env, "--registry", DefaultRegistry, "--registry", "127.0.0.1:5000")
+	msg, err = configurePodman(t, env, "--registry", credhelper.DefaultRegistry, "--registry", "127.0.0.1:5000")
 	require.NoError(t, err)
 	assert.Contains(t, msg, "nothing changed")
 	again, err := os.ReadFile(authFile)
@@ -215,8 +216,18 @@ func TestConfigurePodmanThroughMain(t *testing.T) {
 
 func TestBareConfigureLeavesEnvHostsToTheEnv(t *testing.T) {
 	env, _ := configureEnv(t)
-	env[EnvRegistries] = "extra.example.com"
+	env[credhelper.EnvRegistries] = "extra.example.com"
 	_, err := configure(t, env)
 	require.NoError(t, err)
-	assert.NoFileExists(t, env[EnvConfig], "hosts served by the variable are not copied into the helper config")
+	assert.NoFileExists(t, env[credhelper.EnvConfig], "hosts served by the variable are not copied into the helper config")
+}
+
+// configureFor runs a configure command the way Main does.
+func configureFor(target credHelpersFile, args []string, env map[string]string, stderr *bytes.Buffer) error {
+	lookup := func(k string) string { return env[k] }
+	h, err := newHelper(lookup, stderr, "", credhelper.CurrentPlatform())
+	if err != nil {
+		return err
+	}
+	return configureCredHelpers(target, args, lookup, h, stderr)
 }

@@ -1,4 +1,4 @@
-package credhelper
+package cli
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 )
 
 // errHelp means the user asked for a command's help, which has been
@@ -24,7 +26,7 @@ type commandFlags struct {
 func newCommandFlags(name string, stderr io.Writer) *commandFlags {
 	f := &commandFlags{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), stderr: stderr}
 	f.SetOutput(io.Discard)
-	f.StringVar(&f.cacheDir, "cache-dir", "", "token cache `DIR`, an absolute path (default: $"+EnvCacheDir+", else the user cache dir, else "+SystemCacheDir+" for root without HOME)")
+	f.StringVar(&f.cacheDir, "cache-dir", "", "token cache `DIR`, an absolute path (default: $"+credhelper.EnvCacheDir+", else the user cache dir, else "+credhelper.SystemCacheDir+" for root without HOME)")
 	return f
 }
 
@@ -42,7 +44,7 @@ func (f *commandFlags) parse(args []string) error {
 		return fmt.Errorf("unexpected argument %q; run %s %s --help", f.Arg(0), Name, f.Name())
 	}
 	if f.cacheDir != "" && !filepath.IsAbs(f.cacheDir) {
-		return fmt.Errorf("--cache-dir %q is not an absolute path; pass e.g. --cache-dir %s", f.cacheDir, SystemCacheDir)
+		return fmt.Errorf("--cache-dir %q is not an absolute path; pass e.g. --cache-dir %s", f.cacheDir, credhelper.SystemCacheDir)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package credhelper
+package cli
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
@@ -38,23 +38,26 @@ func newFixture(t *testing.T) *fixture {
 			"HOME":                               dir,
 			tokensource.EnvServiceAccountKeyPath: acct.WriteKeyFile(t, dir, true),
 			tokensource.EnvTokenBaseURL:          srv.TokenURL(),
-			EnvConfig:                            filepath.Join(dir, "config", "config.json"),
-			EnvCacheDir:                          filepath.Join(dir, "cache"),
-			EnvRetryBudget:                       "1s",
+			credhelper.EnvConfig:                 filepath.Join(dir, "config", "config.json"),
+			credhelper.EnvCacheDir:               filepath.Join(dir, "cache"),
+			credhelper.EnvRetryBudget:            "1s",
 		},
 		stderr: &bytes.Buffer{},
 	}
 }
 
 // helper returns a fresh Helper, as each process would build one.
-func (f *fixture) helper() *Helper {
-	return &Helper{
-		Env:        func(k string) string { return f.env[k] },
-		ConfigPath: f.env[EnvConfig],
-		Cache:      &cache.Cache{Dir: f.env[EnvCacheDir]},
-		Stderr:     f.stderr,
-		Debug:      true,
+func (f *fixture) helper(opts ...credhelper.Option) *credhelper.Helper {
+	h, err := credhelper.New(append([]credhelper.Option{
+		credhelper.WithEnv(func(k string) string { return f.env[k] }),
+		credhelper.WithWarnings(f.stderr),
+		credhelper.WithDebug(true),
+		credhelper.WithErrorReports(false),
+	}, opts...)...)
+	if err != nil {
+		panic(err) // the fixture's paths are absolute
 	}
+	return h
 }
 
 func (f *fixture) run(t *testing.T, stdin string, args ...string) (stdout string, code int) {
@@ -98,7 +101,7 @@ func TestForeignHostsAreNotFoundWithoutTouchingAnything(t *testing.T) {
 		assert.Equal(t, "credentials not found in native keychain\n", out, host)
 	}
 	assert.Equal(t, 0, f.srv.Requests())
-	_, err := os.Stat(f.env[EnvCacheDir])
+	_, err := os.Stat(f.env[credhelper.EnvCacheDir])
 	assert.True(t, os.IsNotExist(err), "no cache dir created for foreign hosts")
 }
 
@@ -106,9 +109,9 @@ func TestAllowedHostsFromEnvAndConfig(t *testing.T) {
 	f := newFixture(t)
 	other := f.srv.NewAccount(t, "other-sa@sa.stackit.cloud")
 	otherKey := other.WriteKeyFile(t, f.dir, true)
-	f.env[EnvRegistries] = " extra.example.com , 127.0.0.1:5000,"
-	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
-	require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries": {
+	f.env[credhelper.EnvRegistries] = " extra.example.com , 127.0.0.1:5000,"
+	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
+	require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries": {
 		"Team.Example.com": {"serviceAccountKeyPath": "`+otherKey+`"},
 		"robot.example.com": {"username": "robot$proj+ci"}
 	}}`), 0o600))
@@ -136,11 +139,11 @@ func TestAllowedHostsFromEnvAndConfig(t *testing.T) {
 	list, err := f.helper().List()
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{
-		DefaultRegistry:     "ci-sa@sa.stackit.cloud",
-		"extra.example.com": "ci-sa@sa.stackit.cloud",
-		"127.0.0.1:5000":    "ci-sa@sa.stackit.cloud",
-		"team.example.com":  "other-sa@sa.stackit.cloud",
-		"robot.example.com": "robot$proj+ci",
+		credhelper.DefaultRegistry: "ci-sa@sa.stackit.cloud",
+		"extra.example.com":        "ci-sa@sa.stackit.cloud",
+		"127.0.0.1:5000":           "ci-sa@sa.stackit.cloud",
+		"team.example.com":         "other-sa@sa.stackit.cloud",
+		"robot.example.com":        "robot$proj+ci",
 	}, list)
 	assert.Equal(t, 2, f.srv.Requests(), "one token per identity; list touched no network")
 }
@@ -151,7 +154,7 @@ func TestStoreEraseList(t *testing.T) {
 	robot := &credentials.Credentials{ServerURL: "https://registry.onstackit.cloud", Username: "robot$proj+ci", Secret: "robot-secret-value"}
 	require.NoError(t, h.Add(robot))
 
-	loginsPath := filepath.Join(filepath.Dir(f.env[EnvConfig]), "logins.json")
+	loginsPath := filepath.Join(filepath.Dir(f.env[credhelper.EnvConfig]), "logins.json")
 	fi, err := os.Stat(loginsPath)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
@@ -168,7 +171,7 @@ func TestStoreEraseList(t *testing.T) {
 
 	list, err := f.helper().List()
 	require.NoError(t, err)
-	assert.Equal(t, "robot$proj+ci", list[DefaultRegistry])
+	assert.Equal(t, "robot$proj+ci", list[credhelper.DefaultRegistry])
 
 	// Erase removes the login, then get mints a token again.
 	require.NoError(t, f.helper().Delete("registry.onstackit.cloud"))
@@ -187,14 +190,14 @@ func TestStoreEraseList(t *testing.T) {
 
 func TestStoreWithOwnUsernameStoresNothing(t *testing.T) {
 	f := newFixture(t)
-	require.NoError(t, f.helper().Add(&credentials.Credentials{ServerURL: DefaultRegistry, Username: "robot$x", Secret: "s1-secret"}))
+	require.NoError(t, f.helper().Add(&credentials.Credentials{ServerURL: credhelper.DefaultRegistry, Username: "robot$x", Secret: "s1-secret"}))
 	// Logging in as the service account itself replaces the static login.
-	require.NoError(t, f.helper().Add(&credentials.Credentials{ServerURL: DefaultRegistry, Username: "ci-sa@sa.stackit.cloud", Secret: "pasted-token"}))
-	user, secret, err := f.helper().Get(DefaultRegistry)
+	require.NoError(t, f.helper().Add(&credentials.Credentials{ServerURL: credhelper.DefaultRegistry, Username: "ci-sa@sa.stackit.cloud", Secret: "pasted-token"}))
+	user, secret, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	assert.Equal(t, "ci-sa@sa.stackit.cloud", user)
 	assert.NotEqual(t, "pasted-token", secret, "the pasted token is not stored; a fresh one is minted")
-	data, err := os.ReadFile(filepath.Join(filepath.Dir(f.env[EnvConfig]), "logins.json"))
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(f.env[credhelper.EnvConfig]), "logins.json"))
 	require.NoError(t, err)
 	assert.NotContains(t, string(data), "pasted-token")
 	assert.NotContains(t, string(data), "s1-secret")
@@ -205,7 +208,7 @@ func TestStoreRefusals(t *testing.T) {
 	err := f.helper().Add(&credentials.Credentials{ServerURL: "ghcr.io", Username: "u", Secret: "s"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "ghcr.io is not a STACKIT registry served by this helper")
-	err = f.helper().Add(&credentials.Credentials{ServerURL: DefaultRegistry, Username: "<token>", Secret: "s"})
+	err = f.helper().Add(&credentials.Credentials{ServerURL: credhelper.DefaultRegistry, Username: "<token>", Secret: "s"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "identity-token")
 	assert.True(t, credentials.IsErrCredentialsNotFound(f.helper().Delete("ghcr.io")))
@@ -214,7 +217,7 @@ func TestStoreRefusals(t *testing.T) {
 func TestNoCredentialsConfiguredIsNotFoundWithHint(t *testing.T) {
 	f := newFixture(t)
 	delete(f.env, tokensource.EnvServiceAccountKeyPath)
-	out, code := f.run(t, DefaultRegistry, "get")
+	out, code := f.run(t, credhelper.DefaultRegistry, "get")
 	assert.Equal(t, 1, code)
 	assert.Equal(t, "credentials not found in native keychain\n", out)
 	assert.Contains(t, f.stderr.String(), "no credentials for registry.onstackit.cloud: no STACKIT service account key configured; set STACKIT_SERVICE_ACCOUNT_KEY_PATH")
@@ -230,7 +233,7 @@ func TestGetErrorsAreOneLineOnStdout(t *testing.T) {
 		},
 		"unreachable endpoint": func() { f.env[tokensource.EnvTokenBaseURL] = "http://127.0.0.1:1/token" },
 		"deleted key":          func() { f.srv.DeleteKey(f.acct) },
-		"bad registries env":   func() { f.env[EnvRegistries] = "a b" },
+		"bad registries env":   func() { f.env[credhelper.EnvRegistries] = "a b" },
 	}
 	want := map[string]string{
 		"missing key file":     "registry.onstackit.cloud: read service account key " + filepath.Join(f.dir, "gone.json") + " (from STACKIT_SERVICE_ACCOUNT_KEY_PATH): file not found",
@@ -253,7 +256,7 @@ func TestGetErrorsAreOneLineOnStdout(t *testing.T) {
 			}
 			setup()
 			f.stderr.Reset()
-			out, code := f.run(t, DefaultRegistry, "get")
+			out, code := f.run(t, credhelper.DefaultRegistry, "get")
 			assert.Equal(t, 1, code)
 			assert.Contains(t, out, want[name])
 			assert.Equal(t, 1, strings.Count(out, "\n"), "exactly one line: %q", out)
@@ -274,7 +277,7 @@ func TestMainProtocolEdges(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, `store expects {"ServerURL"`)
 
-	out, code = f.run(t, DefaultRegistry, "get")
+	out, code = f.run(t, credhelper.DefaultRegistry, "get")
 	assert.Equal(t, 0, code)
 	assert.Regexp(t, `^\{"ServerURL":"registry.onstackit.cloud","Username":"ci-sa@sa.stackit.cloud","Secret":"[^"]+"\}\n$`, out)
 
@@ -298,33 +301,33 @@ func TestMainProtocolEdges(t *testing.T) {
 }
 
 func TestConfigParsing(t *testing.T) {
-	_, err := ParseConfig([]byte(`{"registries": {"x.example.com": {"serviceAccountKeyFile": "/k"}}}`))
+	_, err := credhelper.ParseConfig([]byte(`{"registries": {"x.example.com": {"serviceAccountKeyFile": "/k"}}}`))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `unknown field "serviceAccountKeyFile"`)
 
-	_, err = ParseConfig([]byte(`{"registries": {"x@evil.com": {}}}`))
+	_, err = credhelper.ParseConfig([]byte(`{"registries": {"x@evil.com": {}}}`))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"x@evil.com" is not a registry host`)
 
-	_, err = ParseConfig([]byte(`{"registries": {"x.example.com": {"tokenEndpoint": "http://evil.example/token"}}}`))
+	_, err = credhelper.ParseConfig([]byte(`{"registries": {"x.example.com": {"tokenEndpoint": "http://evil.example/token"}}}`))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "plain http")
 
-	cfg, err := ParseConfig([]byte(`{"registries": {"HTTPS://X.Example.com/v2/": {"username": "u"}}}`))
+	cfg, err := credhelper.ParseConfig([]byte(`{"registries": {"HTTPS://X.Example.com/v2/": {"username": "u"}}}`))
 	require.NoError(t, err)
 	assert.Equal(t, "u", cfg.Registries["x.example.com"].Username)
 
 	f := newFixture(t)
-	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
-	require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries": [`), 0o600))
+	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
+	require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries": [`), 0o600))
 	out, code := f.run(t, "docker.io", "get")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, out, "helper config "+f.env[EnvConfig]+": invalid JSON")
+	assert.Contains(t, out, "helper config "+f.env[credhelper.EnvConfig]+": invalid JSON")
 }
 
 func TestTransientFailuresAreRetried(t *testing.T) {
 	f := newFixture(t)
-	f.env[EnvRetryBudget] = "30s"
+	f.env[credhelper.EnvRetryBudget] = "30s"
 	failures := 2
 	f.srv.Respond = func(w http.ResponseWriter, r *http.Request) bool {
 		if failures == 0 {
@@ -335,7 +338,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return true
 	}
-	user, secret, err := f.helper().Get(DefaultRegistry)
+	user, secret, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	assert.True(t, f.srv.Valid(user, secret))
 	assert.Equal(t, 3, f.srv.Requests(), "503, 503, then success")
@@ -343,36 +346,36 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 
 func TestClientErrorsAreNotRetried(t *testing.T) {
 	f := newFixture(t)
-	f.env[EnvRetryBudget] = "30s"
+	f.env[credhelper.EnvRetryBudget] = "30s"
 	f.srv.DeleteKey(f.acct)
-	_, _, err := f.helper().Get(DefaultRegistry)
+	_, _, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.Error(t, err)
 	assert.Equal(t, 1, f.srv.Requests())
 }
 
 func TestBadTimeoutSettings(t *testing.T) {
 	f := newFixture(t)
-	f.env[EnvTimeout] = "soon"
-	_, _, err := f.helper().Get(DefaultRegistry)
+	f.env[credhelper.EnvTimeout] = "soon"
+	_, _, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `DOCKER_CREDENTIAL_STACKIT_TIMEOUT="soon" is not a duration`)
-	f.env[EnvTimeout] = "5m"
-	total, _, err := timeouts(func(k string) string { return f.env[k] })
-	require.NoError(t, err)
-	assert.Equal(t, getBudget, total, "capped at 45s")
+	f.env[credhelper.EnvTimeout] = "5m"
+	s := credhelper.ParseSettings(func(k string) string { return f.env[k] }, credhelper.CurrentPlatform(), "")
+	require.NoError(t, s.Err)
+	assert.Equal(t, credhelper.DefaultBudgets.Get, s.Budgets.Get, "capped at 45s")
 }
 
-func TestReviewRegressions(t *testing.T) {
+func TestSettingAndKeyEdgeCases(t *testing.T) {
 	t.Run("setting names are case-sensitive", func(t *testing.T) {
-		_, err := ParseConfig([]byte(`{"registries": {"x.example.com": {"serviceAccountKeypath": "/k"}}}`))
+		_, err := credhelper.ParseConfig([]byte(`{"registries": {"x.example.com": {"serviceAccountKeypath": "/k"}}}`))
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), `"serviceAccountKeypath" must be spelt "serviceAccountKeyPath"`)
-		_, err = ParseConfig([]byte(`{"Registries": {}}`))
+		_, err = credhelper.ParseConfig([]byte(`{"Registries": {}}`))
 		require.Error(t, err)
 	})
 	t.Run("a bad timeout never breaks foreign hosts", func(t *testing.T) {
 		f := newFixture(t)
-		f.env[EnvTimeout] = "soon"
+		f.env[credhelper.EnvTimeout] = "soon"
 		_, _, err := f.helper().Get("docker.io")
 		assert.True(t, credentials.IsErrCredentialsNotFound(err), "%v", err)
 	})
@@ -383,13 +386,13 @@ func TestReviewRegressions(t *testing.T) {
 		f.env[tokensource.EnvServiceAccountKeyPath] = f.acct.WriteKeyFile(t, t.TempDir(), false)
 		f.env[tokensource.EnvPrivateKeyPath] = filepath.Join(f.dir, "default.pem")
 		require.NoError(t, os.WriteFile(f.env[tokensource.EnvPrivateKeyPath], f.acct.PrivateKeyPEM, 0o600))
-		require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
-		require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries": {"team.example.com": {"serviceAccountKeyPath": "`+other.WriteKeyFile(t, f.dir, true)+`"}}}`), 0o600))
+		require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
+		require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries": {"team.example.com": {"serviceAccountKeyPath": "`+other.WriteKeyFile(t, f.dir, true)+`"}}}`), 0o600))
 		user, secret, err := f.helper().Get("team.example.com")
 		require.NoError(t, err)
 		assert.Equal(t, "team-sa@sa.stackit.cloud", user)
 		assert.True(t, f.srv.Valid(user, secret))
-		user, secret, err = f.helper().Get(DefaultRegistry)
+		user, secret, err = f.helper().Get(credhelper.DefaultRegistry)
 		require.NoError(t, err)
 		assert.True(t, f.srv.Valid(user, secret))
 	})
@@ -417,7 +420,7 @@ func TestSecretContentInPathVariablesIsNeverShown(t *testing.T) {
 			var outputs []string
 			for _, args := range [][]string{{"get"}, {"doctor"}, {"token", "--username"}} {
 				f.stderr.Reset()
-				out, code := f.run(t, DefaultRegistry, args...)
+				out, code := f.run(t, credhelper.DefaultRegistry, args...)
 				if args[0] == "get" {
 					assert.Equal(t, 1, code)
 				}
@@ -434,11 +437,11 @@ func TestSecretContentInPathVariablesIsNeverShown(t *testing.T) {
 
 func TestLooseLoginsFileIsTightened(t *testing.T) {
 	f := newFixture(t)
-	require.NoError(t, f.helper().Add(&credentials.Credentials{ServerURL: DefaultRegistry, Username: "robot$x", Secret: "robot-secret"}))
-	loginsPath := filepath.Join(filepath.Dir(f.env[EnvConfig]), "logins.json")
+	require.NoError(t, f.helper().Add(&credentials.Credentials{ServerURL: credhelper.DefaultRegistry, Username: "robot$x", Secret: "robot-secret"}))
+	loginsPath := filepath.Join(filepath.Dir(f.env[credhelper.EnvConfig]), "logins.json")
 	require.NoError(t, os.Chmod(loginsPath, 0o644))
 	require.NoError(t, os.Chmod(filepath.Dir(loginsPath), 0o755))
-	_, _, err := f.helper().Get(DefaultRegistry)
+	_, _, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	fi, err := os.Stat(loginsPath)
 	require.NoError(t, err)
@@ -461,8 +464,8 @@ func TestConfigureFlagErrorsAreOneLine(t *testing.T) {
 
 func TestFixHintsNameTheHelperConfigWhenItWins(t *testing.T) {
 	f := newFixture(t)
-	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
-	require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries": {"cr.example.com": {"serviceAccountKeyPath": "/nonexistent/team.json"}}}`), 0o600))
+	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
+	require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries": {"cr.example.com": {"serviceAccountKeyPath": "/nonexistent/team.json"}}}`), 0o600))
 	out, code := f.run(t, "cr.example.com", "get")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, "file not found; fix serviceAccountKeyPath for this registry in the helper config")
@@ -474,4 +477,13 @@ func TestFixHintsNameTheHelperConfigWhenItWins(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.NotContains(t, out, "cr.example.com")
 	assert.Contains(t, f.stderr.String(), "list: leaving out cr.example.com: ")
+}
+
+func TestUsageListsEveryCommand(t *testing.T) {
+	f := newFixture(t)
+	out, code := f.run(t, "", "--help")
+	assert.Equal(t, 0, code)
+	for _, cmd := range []string{"configure-docker", "configure-podman", "kubelet [--cache-dir DIR]", "token [--registry HOST] [--username] [--force]", "doctor [--registry HOST]", "/var/lib/docker-credential-stackit"} {
+		assert.Contains(t, out, cmd)
+	}
 }

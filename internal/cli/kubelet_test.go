@@ -1,4 +1,4 @@
-package credhelper
+package cli
 
 import (
 	"bytes"
@@ -13,18 +13,20 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
 // testPlatform is a non-root user without a passwd home, so that no test
 // falls back to a system path.
-func testPlatform(t *testing.T) platform {
+func testPlatform(t *testing.T) credhelper.Platform {
 	dir := t.TempDir()
-	return platform{
-		euid:          1000,
-		passwdHome:    func() string { return "" },
-		xdgCacheHome:  filepath.Join(dir, "xdg-cache"),
-		xdgConfigHome: filepath.Join(dir, "xdg-config"),
+	return credhelper.Platform{
+		GOOS:          "linux",
+		EUID:          1000,
+		PasswdHome:    func() string { return "" },
+		XDGCacheHome:  filepath.Join(dir, "xdg-cache"),
+		XDGConfigHome: filepath.Join(dir, "xdg-config"),
 	}
 }
 
@@ -123,7 +125,7 @@ func TestKubeletForeignImagesGetEmptyAuth(t *testing.T) {
 
 func TestKubeletAuthKeyIsTheImagesRegistry(t *testing.T) {
 	f := newFixture(t)
-	f.env[EnvRegistries] = "127.0.0.1:5000,team.example.com"
+	f.env[credhelper.EnvRegistries] = "127.0.0.1:5000,team.example.com"
 	out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "127.0.0.1:5000/a/b@sha256:"+strings.Repeat("0", 64)))
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, decodeK8sResponse(t, out).Auth, "127.0.0.1:5000")
@@ -254,7 +256,7 @@ func TestKubeletServiceAccountToken(t *testing.T) {
 func TestKubeletWithoutHome(t *testing.T) {
 	f := newFixture(t)
 	delete(f.env, "HOME")
-	delete(f.env, EnvCacheDir)
+	delete(f.env, credhelper.EnvCacheDir)
 	dir := filepath.Join(f.dir, "var-lib")
 	out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "registry.onstackit.cloud/p/a:1"), "--cache-dir", dir)
 	require.Equal(t, 0, code, stderr)
@@ -278,5 +280,5 @@ func TestKubeletWithoutHome(t *testing.T) {
 }
 
 func robotLogin() *credentials.Credentials {
-	return &credentials.Credentials{ServerURL: DefaultRegistry, Username: "robot$proj+ci", Secret: "robot-secret-value"}
+	return &credentials.Credentials{ServerURL: credhelper.DefaultRegistry, Username: "robot$proj+ci", Secret: "robot-secret-value"}
 }

@@ -1,4 +1,4 @@
-package credhelper
+package cli
 
 import (
 	"bytes"
@@ -10,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 )
 
 // The kubelet image credential provider protocol
@@ -157,77 +158,17 @@ func imageRegistry(image string) (raw, host string, err error) {
 	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
 		return "docker.io", "docker.io", nil
 	}
-	host, err = NormalizeHost(first)
+	host, err = credhelper.NormalizeHost(first)
 	if err != nil {
 		return "", "", fmt.Errorf("image %q does not start with a registry host", truncate(image, 200))
 	}
 	return first, host, nil
 }
 
-// podIdentity is a pod's own STACKIT identity, from a kubelet request in
-// service account token mode.
-type podIdentity struct {
-	Email string
-	// Token is the pod's Kubernetes service account token, the federated
-	// token of workload identity federation.
-	Token string
-}
-
-// podToken hands the pod's Kubernetes service account token, which the
-// kubelet sent in the request, to workload identity federation.
-type podToken string
-
-func (p podToken) FederatedToken(context.Context) (string, error) { return string(p), nil }
-func (p podToken) String() string {
-	return "the pod's Kubernetes service account token (kubelet tokenAttributes)"
-}
-
-// federatedCredential exchanges a pod's service account token for a STACKIT
-// access token of id.Email at the STACKIT IdP.
-//
-// The result is deliberately not put in the disk cache: any pod can put any
-// email on its ServiceAccount, and a token cached by email alone would be
-// handed to a pod whose own token the IdP never checked. Every per-pod answer
-// is earned by an exchange; the kubelet caches it per ServiceAccount.
-func (h *Helper) federatedCredential(ctx context.Context, host string, id podIdentity) (*Credential, error) {
-	start := time.Now()
-	_, entry, _, err := h.lookupHost(host)
-	if err != nil {
-		return nil, err
-	}
-	if entry.RobotAccountPath != "" {
-		return nil, fmt.Errorf("the helper config serves this registry with robot account file %s, so per-pod identities cannot apply; remove the %s annotation from the ServiceAccount", entry.RobotAccountPath, AnnotationServiceAccountEmail)
-	}
-	o := entry.overrides()
-	// Only the IdP endpoint of the entry applies; the key flow's fields
-	// belong to the node's own identity.
-	choice := tokensource.Choice{Flow: tokensource.FlowFederation, Email: id.Email,
-		EmailSource: "annotation " + AnnotationServiceAccountEmail + " on the pod's ServiceAccount",
-		Reason:      "the kubelet sent the pod's service account token and its ServiceAccount names a STACKIT identity"}
-	w, err := tokensource.NewWorkloadIdentity(h.Env, tokensource.Overrides{IDPTokenEndpoint: o.IDPTokenEndpoint}, choice)
-	if err != nil {
-		return nil, err
-	}
-	w.Federated = podToken(id.Token)
-	w.HTTPClient = h.HTTPClient
-	_, retry, err := timeouts(h.Env)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := tokensource.WithRetry(w, retry).Token(ctx)
-	if err != nil {
-		h.debugf("kubelet %s: per-pod federation for %s at %s failed after %s", host, id.Email, w.Endpoint, since(start))
-		return nil, err
-	}
-	h.debugf("kubelet %s: per-pod federation for %s at %s (%s) cache=not-cached took=%s", host, id.Email, w.Endpoint, w.EndpointSource, since(start))
-	return &Credential{Host: host, Username: id.Email, Secret: tok.AccessToken, Expiry: tok.Expiry,
-		Source: "workload identity federation with " + podToken("").String()}, nil
-}
-
 // kubeletResponseFor answers one request. An image on a host this helper
 // does not serve gets an empty auth map: the kubelet then pulls without
 // credentials from us, as Docker does on credentials-not-found.
-func (h *Helper) kubeletResponseFor(ctx context.Context, req *kubeletRequest, now time.Time) (*kubeletResponse, error) {
+func kubeletResponseFor(ctx context.Context, h *credhelper.Helper, req *kubeletRequest, now time.Time, stderr io.Writer) (*kubeletResponse, error) {
 	resp := &kubeletResponse{
 		APIVersion:   req.APIVersion,
 		Kind:         kubeletResponseKind,
@@ -238,11 +179,10 @@ func (h *Helper) kubeletResponseFor(ctx context.Context, req *kubeletRequest, no
 	if err != nil {
 		// Not a registry we could serve: no credentials from us, as for
 		// any foreign host.
-		h.debugf("kubelet: %v", err)
-		return h.emptyKubeletResponse(resp), nil
+		return emptyKubeletResponse(resp), nil
 	}
 
-	var cred *Credential
+	var cred *credhelper.Credential
 	if email := strings.TrimSpace(req.ServiceAccountAnnotations[AnnotationServiceAccountEmail]); email != "" {
 		if req.ServiceAccountToken == "" {
 			return nil, fmt.Errorf("the ServiceAccount asks for STACKIT identity %s but the kubelet sent no serviceAccountToken; add tokenAttributes to this provider in the CredentialProviderConfig", email)
@@ -250,19 +190,23 @@ func (h *Helper) kubeletResponseFor(ctx context.Context, req *kubeletRequest, no
 		if !strings.Contains(email, "@") {
 			return nil, fmt.Errorf("annotation %s is %q, which is not a service account email; set it to the email of the STACKIT service account, e.g. name-abc123@sa.stackit.cloud", AnnotationServiceAccountEmail, truncate(email, 100))
 		}
-		if _, _, ok, err := h.lookupHost(host); err != nil {
+		if _, ok, err := h.Served(host); err != nil {
 			return nil, err
 		} else if !ok {
-			return h.emptyKubeletResponse(resp), nil
+			return emptyKubeletResponse(resp), nil
 		}
-		cred, err = h.federatedCredential(ctx, host, podIdentity{Email: email, Token: req.ServiceAccountToken})
+		cred, err = h.PodCredential(ctx, host, email, "annotation "+AnnotationServiceAccountEmail+" on the pod's ServiceAccount", req.ServiceAccountToken)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", host, err)
 		}
 	} else {
 		cred, err = h.Credential(ctx, host)
-		if errors.Is(err, errNotFound) {
-			return h.emptyKubeletResponse(resp), nil
+		if credhelper.IsNotFound(err) {
+			var none *credhelper.NoCredentialsError
+			if errors.As(err, &none) {
+				fmt.Fprintf(stderr, "%s: warning: no credentials for %s: %v; workload identity federation not used either: %s\n", Name, none.Host, none.Err, none.Why)
+			}
+			return emptyKubeletResponse(resp), nil
 		}
 		if err != nil {
 			return nil, err
@@ -292,20 +236,9 @@ const staticCacheDuration = 5 * time.Minute
 // emptyKubeletResponse answers "no credentials from us" and asks the kubelet
 // not to cache that, so that adding the host or a key takes effect on the
 // next pull rather than after defaultCacheDuration.
-func (h *Helper) emptyKubeletResponse(resp *kubeletResponse) *kubeletResponse {
+func emptyKubeletResponse(resp *kubeletResponse) *kubeletResponse {
 	resp.CacheDuration = "0s"
 	return resp
-}
-
-// budgetContext bounds one command the way one get is bounded:
-// DOCKER_CREDENTIAL_STACKIT_TIMEOUT, at most 45 s, well inside the
-// kubelet's 60 s. A malformed value is reported by Credential.
-func (h *Helper) budgetContext() (context.Context, context.CancelFunc) {
-	total, _, err := timeouts(h.Env)
-	if err != nil {
-		total = getBudget
-	}
-	return context.WithTimeout(context.Background(), total)
 }
 
 // kubeletCacheDuration is half the token's remaining life, in whole
@@ -322,9 +255,9 @@ func kubeletCacheDuration(expiry, now time.Time) time.Duration {
 // runKubelet implements `docker-credential-stackit kubelet`. Only the
 // response goes to stdout; errors are one line on stderr, which the kubelet
 // copies into its log, and exit status 1.
-func runKubelet(args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer, p platform) int {
+func runKubelet(args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer, p credhelper.Platform) int {
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "%s: kubelet: %s\n", Name, oneLine(err))
+		fmt.Fprintf(stderr, "%s: kubelet: %s\n", Name, problem.OneLine(err))
 		return 1
 	}
 	cacheDir, err := parseCacheDirFlags("kubelet", args, stderr)
@@ -334,7 +267,10 @@ func runKubelet(args []string, env func(string) string, stdin io.Reader, stdout,
 	if err != nil {
 		return fail(err)
 	}
-	h := newHelper(env, stderr, cacheDir, p)
+	h, err := newHelper(env, stderr, cacheDir, p)
+	if err != nil {
+		return fail(err)
+	}
 	data, err := io.ReadAll(io.LimitReader(stdin, maxKubeletRequest+1))
 	if err != nil {
 		return fail(fmt.Errorf("read stdin: %w", err))
@@ -346,9 +282,9 @@ func runKubelet(args []string, env func(string) string, stdin io.Reader, stdout,
 	if err != nil {
 		return fail(err)
 	}
-	ctx, cancel := h.budgetContext()
+	ctx, cancel := context.WithTimeout(context.Background(), h.Settings().Budgets.Get)
 	defer cancel()
-	resp, err := h.kubeletResponseFor(ctx, req, time.Now())
+	resp, err := kubeletResponseFor(ctx, h, req, time.Now(), stderr)
 	if err != nil {
 		return fail(err)
 	}

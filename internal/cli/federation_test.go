@@ -1,4 +1,4 @@
-package credhelper
+package cli
 
 import (
 	"encoding/json"
@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
@@ -37,7 +38,7 @@ func TestGetPrefersFederationOverTheKeyAndCachesIt(t *testing.T) {
 	fed, tokenFile := f.withFederation(t)
 	federated := fed.WriteTokenFile(t, tokenFile)
 
-	user, secret, err := f.helper().Get(DefaultRegistry)
+	user, secret, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	assert.Equal(t, wifEmail, user)
 	assert.True(t, f.srv.Valid(wifEmail, secret))
@@ -48,7 +49,7 @@ func TestGetPrefersFederationOverTheKeyAndCachesIt(t *testing.T) {
 
 	// Cached like key flow tokens: the next get, in a new process, is a hit.
 	fed.WriteTokenFile(t, tokenFile)
-	_, again, err := f.helper().Get(DefaultRegistry)
+	_, again, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	assert.Equal(t, secret, again)
 	assert.Equal(t, 1, f.srv.IdPRequests())
@@ -56,12 +57,12 @@ func TestGetPrefersFederationOverTheKeyAndCachesIt(t *testing.T) {
 
 	list, err := f.helper().List()
 	require.NoError(t, err)
-	assert.Equal(t, wifEmail, list[DefaultRegistry])
+	assert.Equal(t, wifEmail, list[credhelper.DefaultRegistry])
 
 	// Erase drops the federation's cached token: the next get exchanges
 	// again, with the rotated file.
-	require.NoError(t, f.helper().Delete(DefaultRegistry))
-	_, third, err := f.helper().Get(DefaultRegistry)
+	require.NoError(t, f.helper().Delete(credhelper.DefaultRegistry))
+	_, third, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	assert.NotEqual(t, secret, third)
 	assert.Equal(t, 2, f.srv.IdPRequests())
@@ -76,7 +77,7 @@ func TestGetPrefersFederationOverTheKeyAndCachesIt(t *testing.T) {
 func TestGetFallsBackToTheKeyAndSaysWhy(t *testing.T) {
 	f := newFixture(t)
 	_, tokenFile := f.withFederation(t) // but the file is never written
-	user, _, err := f.helper().Get(DefaultRegistry)
+	user, _, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	assert.Equal(t, "ci-sa@sa.stackit.cloud", user)
 	assert.Contains(t, f.stderr.String(), "chose key flow: STACKIT_SERVICE_ACCOUNT_EMAIL is set but there is no federated token: "+tokenFile+" (from STACKIT_FEDERATED_TOKEN_FILE) does not exist and STACKIT_USE_OIDC is not set")
@@ -85,7 +86,7 @@ func TestGetFallsBackToTheKeyAndSaysWhy(t *testing.T) {
 	// Neither flow configured: anonymous, with both reasons in the warning.
 	delete(f.env, tokensource.EnvServiceAccountKeyPath)
 	f.stderr.Reset()
-	out, code := f.run(t, DefaultRegistry, "get")
+	out, code := f.run(t, credhelper.DefaultRegistry, "get")
 	assert.Equal(t, 1, code)
 	assert.Equal(t, "credentials not found in native keychain\n", out)
 	assert.Contains(t, f.stderr.String(), "no STACKIT service account key configured")
@@ -102,7 +103,7 @@ func TestGetViaGitHubActionsOIDC(t *testing.T) {
 	f.env[tokensource.EnvActionsIDTokenRequestToken] = gh.RequestToken
 	f.env[EnvDebug] = "1"
 
-	out, code := f.run(t, DefaultRegistry, "get")
+	out, code := f.run(t, credhelper.DefaultRegistry, "get")
 	require.Equal(t, 0, code, out)
 	var got credentials.Credentials
 	require.NoError(t, json.Unmarshal([]byte(out), &got))
@@ -112,7 +113,7 @@ func TestGetViaGitHubActionsOIDC(t *testing.T) {
 	assert.Equal(t, gh.Issued(), f.srv.Assertions())
 	assert.Contains(t, f.stderr.String(), "chose workload identity federation: STACKIT_SERVICE_ACCOUNT_EMAIL is set and STACKIT_USE_OIDC=1 on GitHub Actions")
 
-	_, code = f.run(t, DefaultRegistry, "get")
+	_, code = f.run(t, credhelper.DefaultRegistry, "get")
 	require.Equal(t, 0, code)
 	assert.Equal(t, 1, gh.Requests(), "a cache hit asks neither GitHub nor the IdP")
 
@@ -165,7 +166,7 @@ func TestFederationErrorsAreOneLineAndLeakNothing(t *testing.T) {
 			secrets = append(secrets, fed.WriteTokenFile(t, tokenFile))
 			tc.setup()
 			f.stderr.Reset()
-			out, code := f.run(t, DefaultRegistry, "get")
+			out, code := f.run(t, credhelper.DefaultRegistry, "get")
 			assert.Equal(t, 1, code)
 			assert.Contains(t, out, "registry.onstackit.cloud: ")
 			assert.Contains(t, out, tc.want)
@@ -182,7 +183,7 @@ func TestPerRegistryFederationConfig(t *testing.T) {
 	fed := f.srv.NewFederation(t, wifEmail)
 	tokenFile := filepath.Join(f.dir, "team-token")
 	fed.WriteTokenFile(t, tokenFile)
-	f.writeConfig(t, map[string]RegistryConfig{
+	f.writeConfig(t, map[string]credhelper.RegistryConfig{
 		"team.example.com": {ServiceAccountEmail: wifEmail, FederatedTokenFile: tokenFile, IDPTokenEndpoint: f.srv.IdPURL()},
 		"keys.example.com": {},
 	})
@@ -199,7 +200,7 @@ func TestPerRegistryFederationConfig(t *testing.T) {
 
 	// docker login as the federated account stores nothing.
 	require.NoError(t, f.helper().Add(&credentials.Credentials{ServerURL: "team.example.com", Username: wifEmail, Secret: "pasted-access-token"}))
-	_, err = os.Stat(filepath.Join(filepath.Dir(f.env[EnvConfig]), "logins.json"))
+	_, err = os.Stat(filepath.Join(filepath.Dir(f.env[credhelper.EnvConfig]), "logins.json"))
 	assert.True(t, os.IsNotExist(err))
 
 	// A config-named token file that is missing is an error naming it,
@@ -223,7 +224,7 @@ func TestFederationRetriesATransientIdPFailure(t *testing.T) {
 		}
 		return false
 	}
-	user, secret, err := f.helper().Get(DefaultRegistry)
+	user, secret, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	assert.Equal(t, wifEmail, user)
 	assert.True(t, f.srv.Valid(wifEmail, secret))

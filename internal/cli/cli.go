@@ -1,4 +1,8 @@
-package credhelper
+// Package cli holds the front-ends of docker-credential-stackit: the Docker
+// credential helper protocol, the kubelet credential provider, token,
+// doctor, status and configure-*. Each is a thin consumer of package
+// credhelper, which does the work.
+package cli
 
 import (
 	"bytes"
@@ -11,15 +15,15 @@ import (
 
 	"github.com/docker/docker-credential-helpers/credentials"
 
-	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
-	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 )
 
-// Name is the helper's name as Docker knows it: credHelpers values are the
-// part after "docker-credential-".
+// Name and the variables are the core's; the front-ends only quote them.
 const (
-	Name       = "docker-credential-stackit"
-	HelperName = "stackit"
+	Name       = credhelper.Name
+	HelperName = credhelper.HelperName
+	EnvDebug   = credhelper.EnvDebug
 )
 
 const usage = `docker-credential-stackit: Docker credentials for STACKIT Container Registry,
@@ -39,6 +43,8 @@ Usage:
                                                      refuses to print a token to a terminal unless --force
   docker-credential-stackit doctor [--registry HOST]...
                                                      explain the setup and check that a token can be obtained
+  docker-credential-stackit status                   one line per served registry: login, user, cached token
+                                                     (no network, no secrets)
   docker-credential-stackit version                  print the version
   docker-credential-stackit --help                   this text
 
@@ -65,7 +71,11 @@ const maxStdin = 64 << 10
 // Main runs the command line and returns the exit status. Protocol output
 // and protocol errors go to stdout, as Docker expects; everything meant for
 // humans goes to stderr.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensource.Env) int {
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
+	return run(args, stdin, stdout, stderr, env, credhelper.CurrentPlatform())
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string, p credhelper.Platform) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 1
@@ -74,14 +84,25 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 	// change where the helper keeps its files.
 	switch args[0] {
 	case "kubelet":
-		return runKubelet(args[1:], env, stdin, stdout, stderr, currentPlatform())
+		return runKubelet(args[1:], env, stdin, stdout, stderr, p)
 	case "token":
-		return runToken(args[1:], env, stdout, stderr, currentPlatform(), isTerminal)
+		return runToken(args[1:], env, stdout, stderr, p, isTerminal)
 	case "doctor":
-		return runDoctor(args[1:], env, stdout, stderr, currentPlatform())
+		return runDoctor(args[1:], env, stdout, stderr, p)
+	case "status":
+		return runStatus(args[1:], env, stdout, stderr, p)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, VersionString())
+		return 0
+	case "--help", "-h", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
-	h := NewHelper(env, stderr)
-	var err error
+	h, err := newHelper(env, stderr, "", p)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", Name, problem.OneLine(err))
+		return 1
+	}
 	switch args[0] {
 	case "get":
 		err = runGet(h, stdin, stdout)
@@ -91,19 +112,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 		err = runErase(h, stdin)
 	case "list":
 		err = runList(h, stdout)
-	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, VersionString())
-		return 0
-	case "--help", "-h", "help":
-		fmt.Fprint(stdout, usage)
-		return 0
 	case "configure-docker", "configure-podman":
-		configure := ConfigureDocker
+		target := dockerConfigFile
 		if args[0] == "configure-podman" {
-			configure = ConfigurePodman
+			target = containersAuth
 		}
-		if err := configure(args[1:], env, h.ConfigPath, stderr); err != nil {
-			fmt.Fprintf(stderr, "%s: %s: %s\n", Name, args[0], oneLine(err))
+		if err := configureCredHelpers(target, args[1:], env, h, stderr); err != nil {
+			fmt.Fprintf(stderr, "%s: %s: %s\n", Name, args[0], problem.OneLine(err))
 			return 1
 		}
 		return 0
@@ -112,46 +127,19 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env tokensou
 		return 1
 	}
 	if err != nil {
-		fmt.Fprintln(stdout, oneLine(err))
+		fmt.Fprintln(stdout, problem.OneLine(err))
 		return 1
 	}
 	return 0
 }
 
-// NewHelper builds a Helper from the environment: XDG directories unless
-// the helper's own variables say otherwise, and system paths when HOME is
-// unset (see dirs.go).
-func NewHelper(env tokensource.Env, stderr io.Writer) *Helper {
-	return newHelper(env, stderr, "", currentPlatform())
-}
-
-// newHelper is NewHelper with a --cache-dir flag value and the platform
-// facts the defaults depend on.
-func newHelper(env tokensource.Env, stderr io.Writer, cacheDirFlag string, p platform) *Helper {
-	config := configPathChoice(env, p)
-	h := &Helper{
-		Env:          env,
-		ConfigPath:   config.Path,
-		ConfigSource: config.Source,
-		Stderr:       stderr,
-		Debug:        env(EnvDebug) != "" && env(EnvDebug) != "0" && !strings.EqualFold(env(EnvDebug), "false"),
-	}
-	h.setCacheDir(cacheDirChoice(env, cacheDirFlag, p))
-	return h
-}
-
-// setCacheDir points the helper at a cache directory; an empty path
-// disables the cache.
-func (h *Helper) setCacheDir(c Choice) {
-	h.CacheSource = c.Source
-	h.Cache = &cache.Cache{
-		Dir:    c.Path,
-		Debugf: h.debugf,
-		Warnf:  h.warnf,
-	}
-	if c.Path == "" {
-		h.debugf("token cache disabled: %s", c.Source)
-	}
+// newHelper builds the core for a front-end: settings from the environment
+// and the --cache-dir flag, warnings and the debug log on stderr. The
+// front-ends report errors themselves.
+func newHelper(env func(string) string, stderr io.Writer, cacheDirFlag string, p credhelper.Platform) (*credhelper.Helper, error) {
+	return credhelper.New(credhelper.WithEnv(env), credhelper.WithPlatform(p),
+		credhelper.WithSettings(credhelper.ParseSettings(env, p, cacheDirFlag)),
+		credhelper.WithWarnings(stderr), credhelper.WithErrorReports(false))
 }
 
 func readStdin(stdin io.Reader) (string, error) {
@@ -165,7 +153,7 @@ func readStdin(stdin io.Reader) (string, error) {
 	return strings.TrimSpace(string(data)), nil
 }
 
-func runGet(h *Helper, stdin io.Reader, stdout io.Writer) error {
+func runGet(h *credhelper.Helper, stdin io.Reader, stdout io.Writer) error {
 	serverURL, err := readStdin(stdin)
 	if err != nil {
 		return err
@@ -189,7 +177,7 @@ func runGet(h *Helper, stdin io.Reader, stdout io.Writer) error {
 	return err
 }
 
-func runStore(h *Helper, stdin io.Reader) error {
+func runStore(h *credhelper.Helper, stdin io.Reader) error {
 	data, err := readStdin(stdin)
 	if err != nil {
 		return err
@@ -207,7 +195,7 @@ func runStore(h *Helper, stdin io.Reader) error {
 	return h.Add(&c)
 }
 
-func runErase(h *Helper, stdin io.Reader) error {
+func runErase(h *credhelper.Helper, stdin io.Reader) error {
 	serverURL, err := readStdin(stdin)
 	if err != nil {
 		return err
@@ -218,18 +206,12 @@ func runErase(h *Helper, stdin io.Reader) error {
 	return h.Delete(serverURL)
 }
 
-func runList(h *Helper, stdout io.Writer) error {
+func runList(h *credhelper.Helper, stdout io.Writer) error {
 	m, err := h.List()
 	if err != nil {
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(m)
-}
-
-// oneLine keeps protocol errors on a single line: callers read the first
-// line of stdout.
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // VersionString reports the version set by the Makefile through ldflags,

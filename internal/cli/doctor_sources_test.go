@@ -1,4 +1,4 @@
-package credhelper
+package cli
 
 import (
 	"regexp"
@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
@@ -40,7 +41,7 @@ func TestDoctorExplainsFederationAndRobotFiles(t *testing.T) {
 
 	// Without the token file, the key flow serves and doctor says why.
 	delete(f.env, tokensource.EnvFederatedTokenFile)
-	out, _, code = f.doctor(t, "--registry", DefaultRegistry)
+	out, _, code = f.doctor(t, "--registry", credhelper.DefaultRegistry)
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "flow            key flow: STACKIT_SERVICE_ACCOUNT_EMAIL is set but there is no federated token")
 }

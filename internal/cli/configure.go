@@ -1,4 +1,4 @@
-package credhelper
+package cli
 
 import (
 	"bytes"
@@ -12,15 +12,15 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
-	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
 type hostList []string
 
 func (l *hostList) String() string { return strings.Join(*l, ",") }
 func (l *hostList) Set(v string) error {
-	host, err := NormalizeHost(v)
+	host, err := credhelper.NormalizeHost(v)
 	if err != nil {
 		return fmt.Errorf("%q is not a registry host", v)
 	}
@@ -34,9 +34,9 @@ func (l *hostList) Set(v string) error {
 type credHelpersFile struct {
 	command string
 	// locate finds the file from the (injected) environment.
-	locate func(env tokensource.Env) (string, error)
+	locate func(env func(string) string) (string, error)
 	// shadowed optionally warns about files the tool reads first.
-	shadowed func(env tokensource.Env, hosts []string, stderr io.Writer)
+	shadowed func(env func(string) string, hosts []string, stderr io.Writer)
 }
 
 var (
@@ -44,22 +44,14 @@ var (
 	containersAuth   = credHelpersFile{command: "configure-podman", locate: containersAuthPath, shadowed: warnRuntimeAuthFile}
 )
 
-// ConfigureDocker points Docker's credHelpers for the given registries at
-// this helper. It keeps every other key and the file's mode, writes
-// atomically, and changes nothing when run again. Registries other than the
-// default are also added to the helper's config so that they are served.
-func ConfigureDocker(args []string, env tokensource.Env, helperConfigPath string, stderr io.Writer) error {
-	return configureCredHelpers(dockerConfigFile, args, env, helperConfigPath, stderr)
-}
-
-// ConfigurePodman does what ConfigureDocker does for the containers auth
-// file ($REGISTRY_AUTH_FILE, else $XDG_CONFIG_HOME/containers/auth.json),
-// which podman, buildah and skopeo consult before Docker's config.
-func ConfigurePodman(args []string, env tokensource.Env, helperConfigPath string, stderr io.Writer) error {
-	return configureCredHelpers(containersAuth, args, env, helperConfigPath, stderr)
-}
-
-func configureCredHelpers(target credHelpersFile, args []string, env tokensource.Env, helperConfigPath string, stderr io.Writer) error {
+// configure-docker points Docker's credHelpers for the given registries at
+// this helper; configure-podman does the same for the containers auth file
+// ($REGISTRY_AUTH_FILE, else $XDG_CONFIG_HOME/containers/auth.json), which
+// podman, buildah and skopeo consult before Docker's config. Both keep every
+// other key and the file's mode, write atomically, and change nothing when
+// run again. Registries named with --registry are also added to the
+// helper's config so that they are served.
+func configureCredHelpers(target credHelpersFile, args []string, env func(string) string, h *credhelper.Helper, stderr io.Writer) error {
 	fs := flag.NewFlagSet(target.command, flag.ContinueOnError)
 	// The flag package's own error report spans lines; Main prints ours as
 	// one. Usage is printed only when asked for.
@@ -80,16 +72,12 @@ func configureCredHelpers(target credHelpersFile, args []string, env tokensource
 		return fmt.Errorf("unexpected argument %q; use --registry HOST", fs.Arg(0))
 	}
 
-	helperCfg, err := LoadConfig(helperConfigPath)
-	if err != nil {
-		return err
-	}
 	if len(hosts) == 0 {
-		served, err := allowedHosts(env, helperCfg)
+		served, err := h.ServedHosts()
 		if err != nil {
 			return err
 		}
-		hosts = sortedKeys(served)
+		hosts = served
 	}
 
 	path, err := target.locate(env)
@@ -113,30 +101,20 @@ func configureCredHelpers(target credHelpersFile, args []string, env tokensource
 	// A bare run only configures Docker for what is already served, so
 	// hosts that come from DOCKER_CREDENTIAL_STACKIT_REGISTRIES stay tied to
 	// that variable.
-	explicit := fs.NFlag() > 0
-	added := false
-	for _, h := range hosts {
-		if !explicit {
-			break
-		}
-		if _, ok := helperCfg.Registries[h]; !ok && h != DefaultRegistry {
-			helperCfg.Registries[h] = RegistryConfig{}
-			added = true
-		}
+	if fs.NFlag() == 0 {
+		return nil
+	}
+	path, added, err := h.ServeRegistries(hosts)
+	if err != nil {
+		return err
 	}
 	if added {
-		if err := ensureDir(filepath.Dir(helperConfigPath)); err != nil {
-			return fmt.Errorf("create %s: %w", filepath.Dir(helperConfigPath), err)
-		}
-		if err := atomicfile.Write(helperConfigPath, helperCfg.Marshal(), 0o600); err != nil {
-			return fmt.Errorf("write helper config %s: %w", helperConfigPath, err)
-		}
-		fmt.Fprintf(stderr, "%s: added the registries to %s so that the helper serves them\n", Name, helperConfigPath)
+		fmt.Fprintf(stderr, "%s: added the registries to %s so that the helper serves them\n", Name, path)
 	}
 	return nil
 }
 
-func dockerConfigPath(env tokensource.Env) (string, error) {
+func dockerConfigPath(env func(string) string) (string, error) {
 	if dir := env("DOCKER_CONFIG"); dir != "" {
 		return filepath.Join(dir, "config.json"), nil
 	}
@@ -151,7 +129,7 @@ func dockerConfigPath(env tokensource.Env) (string, error) {
 // across reboots: REGISTRY_AUTH_FILE, else $XDG_CONFIG_HOME (default
 // ~/.config)/containers/auth.json. The default of podman login itself,
 // ${XDG_RUNTIME_DIR}/containers/auth.json, is a tmpfs and is wiped at logout.
-func containersAuthPath(env tokensource.Env) (string, error) {
+func containersAuthPath(env func(string) string) (string, error) {
 	if p := env("REGISTRY_AUTH_FILE"); p != "" {
 		return p, nil
 	}
@@ -167,7 +145,7 @@ func containersAuthPath(env tokensource.Env) (string, error) {
 // warnRuntimeAuthFile points out entries for our hosts in the runtime auth
 // file of an earlier podman login: containers/image reads that file first,
 // so its entries would win over the credHelpers just written.
-func warnRuntimeAuthFile(env tokensource.Env, hosts []string, stderr io.Writer) {
+func warnRuntimeAuthFile(env func(string) string, hosts []string, stderr io.Writer) {
 	dir := env("XDG_RUNTIME_DIR")
 	if dir == "" || env("REGISTRY_AUTH_FILE") != "" {
 		return

@@ -1,4 +1,4 @@
-package credhelper
+package cli
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
@@ -25,7 +26,7 @@ func (f *fixture) doctor(t *testing.T, args ...string) (stdout, stderr string, c
 // private key or key JSON.
 func assertNoSecrets(t *testing.T, f *fixture, text string) {
 	t.Helper()
-	_, token, err := f.helper().Get(DefaultRegistry)
+	_, token, err := f.helper().Get(credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	assert.NotContains(t, text, token)
 	assert.NotContains(t, text, "PRIVATE KEY")
@@ -44,8 +45,8 @@ func TestDoctorHealthy(t *testing.T) {
 	out, stderr, code := f.doctor(t)
 	require.Equal(t, 0, code, out+stderr)
 	for _, want := range []string{
-		"helper config   " + f.env[EnvConfig] + " (DOCKER_CREDENTIAL_STACKIT_CONFIG); does not exist",
-		"token cache     " + f.env[EnvCacheDir] + " (DOCKER_CREDENTIAL_STACKIT_CACHE_DIR)",
+		"helper config   " + f.env[credhelper.EnvConfig] + " (DOCKER_CREDENTIAL_STACKIT_CONFIG); does not exist",
+		"token cache     " + f.env[credhelper.EnvCacheDir] + " (DOCKER_CREDENTIAL_STACKIT_CACHE_DIR)",
 		"registry.onstackit.cloud  built in",
 		"credentials     service account key from STACKIT_SERVICE_ACCOUNT_KEY_PATH (" + keyPath + ")",
 		"why             STACKIT_SERVICE_ACCOUNT_KEY_PATH is set; the order is",
@@ -91,10 +92,10 @@ func TestDoctorExplainsSourcesPerRegistry(t *testing.T) {
 	f := newFixture(t)
 	other := f.srv.NewAccount(t, "team-sa@sa.stackit.cloud")
 	otherKey := other.WriteKeyFile(t, f.dir, true)
-	f.env[EnvRegistries] = "extra.example.com"
+	f.env[credhelper.EnvRegistries] = "extra.example.com"
 	f.env[tokensource.EnvServiceAccountKey] = "{}"
-	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
-	require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries":{"team.example.com":{"serviceAccountKeyPath":"`+otherKey+`"}}}`), 0o600))
+	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
+	require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries":{"team.example.com":{"serviceAccountKeyPath":"`+otherKey+`"}}}`), 0o600))
 	robot := robotLogin()
 	robot.ServerURL = "extra.example.com"
 	require.NoError(t, f.helper().Add(robot))
@@ -126,7 +127,7 @@ func TestDoctorFailuresSayHowToFix(t *testing.T) {
 		{"no key", func(f *fixture) {
 			delete(f.env, tokensource.EnvServiceAccountKeyPath)
 			delete(f.env, "HOME")
-		}, nil, "no STACKIT service account key configured", "export STACKIT_SERVICE_ACCOUNT_KEY_PATH=/path/to/sa-key.json"},
+		}, nil, "no STACKIT service account key configured", "set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON"},
 		{"missing key file", func(f *fixture) {
 			f.env[tokensource.EnvServiceAccountKeyPath] = filepath.Join(f.dir, "gone.json")
 		}, nil, "file not found", "set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON STACKIT issued"},
@@ -140,8 +141,8 @@ func TestDoctorFailuresSayHowToFix(t *testing.T) {
 		{"unreachable endpoint", func(f *fixture) { f.env[tokensource.EnvTokenBaseURL] = "http://127.0.0.1:1/token" }, nil, "unreachable", "check the network, HTTPS_PROXY and STACKIT_TOKEN_BASEURL"},
 		{"foreign registry", nil, []string{"--registry", "ghcr.io"}, "ghcr.io is not an allowed registry", "run docker-credential-stackit configure-docker --registry ghcr.io to allow it"},
 		{"broken config", func(f *fixture) {
-			require.NoError(t, os.MkdirAll(filepath.Dir(f.env[EnvConfig]), 0o700))
-			require.NoError(t, os.WriteFile(f.env[EnvConfig], []byte(`{"registries":{"x":{"typo":1}}}`), 0o600))
+			require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
+			require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries":{"x":{"typo":1}}}`), 0o600))
 		}, nil, "invalid JSON", `expected {"registries"`},
 	}
 	for _, c := range cases {

@@ -1,4 +1,4 @@
-package stackitauthn_test
+package credhelper_test
 
 import (
 	"bytes"
@@ -12,12 +12,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/docker-credential-stackit/docker-credential-stackit/stackitauthn"
+	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
 
 // The helper must satisfy go-containerregistry's interface.
-var _ authn.Helper = (*stackitauthn.Helper)(nil)
+var _ authn.Helper = (*credhelper.Helper)(nil)
 
 type world struct {
 	srv      *tokensourcetest.Server
@@ -62,15 +62,21 @@ func newWorld(t *testing.T) *world {
 	}
 }
 
-func (w *world) helper(t *testing.T) *stackitauthn.Helper {
-	return stackitauthn.NewWithOptions(stackitauthn.Options{
-		Env:      func(k string) string { return w.env[k] },
-		Warnings: w.warnings,
-		CacheDir: filepath.Join(filepath.Dir(w.env["DOCKER_CREDENTIAL_STACKIT_CONFIG"]), "cache"),
-	})
+func (w *world) helper(t *testing.T) *credhelper.Helper {
+	return w.helperWithCache(t, filepath.Join(filepath.Dir(w.env["DOCKER_CREDENTIAL_STACKIT_CONFIG"]), "cache"))
 }
 
-func TestGet(t *testing.T) {
+func (w *world) helperWithCache(t *testing.T, dir string) *credhelper.Helper {
+	h, err := credhelper.New(
+		credhelper.WithEnv(func(k string) string { return w.env[k] }),
+		credhelper.WithWarnings(w.warnings),
+		credhelper.WithCacheDir(dir),
+	)
+	require.NoError(t, err)
+	return h
+}
+
+func TestGoAPIGetServesOursAndNotFoundForOthers(t *testing.T) {
 	w := newWorld(t)
 	h := w.helper(t)
 	user, secret, err := h.Get("registry.onstackit.cloud")
@@ -79,18 +85,18 @@ func TestGet(t *testing.T) {
 	assert.True(t, w.srv.Valid(user, secret))
 
 	// go-containerregistry first sends host/repo; the cache answers.
-	u2, s2, err := w.helper(t).GetContext(context.Background(), "127.0.0.1:5000/team/app")
+	c2, err := w.helper(t).Credential(context.Background(), "127.0.0.1:5000/team/app")
 	require.NoError(t, err)
-	assert.Equal(t, user, u2)
-	assert.Equal(t, secret, s2)
+	assert.Equal(t, user, c2.Username)
+	assert.Equal(t, secret, c2.Secret)
 	assert.Equal(t, 1, w.srv.Requests())
 
 	_, _, err = h.Get("ghcr.io")
-	assert.True(t, stackitauthn.IsNotFound(err))
+	assert.True(t, credhelper.IsNotFound(err))
 	assert.Empty(t, w.warnings.String(), "not-found is not worth a warning")
 }
 
-func TestKeychainFromHelper(t *testing.T) {
+func TestGoAPIKeychainFromHelperReportsSwallowedErrors(t *testing.T) {
 	w := newWorld(t)
 	kc := authn.NewKeychainFromHelper(w.helper(t))
 
@@ -115,18 +121,15 @@ func TestKeychainFromHelper(t *testing.T) {
 	w.env["DOCKER_CREDENTIAL_STACKIT_REGISTRIES"] = "fresh.example.com"
 	fresh, err := name.NewRepository("fresh.example.com/x")
 	require.NoError(t, err)
-	auth, err = authn.NewKeychainFromHelper(stackitauthn.NewWithOptions(stackitauthn.Options{
-		Env:      func(k string) string { return w.env[k] },
-		Warnings: w.warnings,
-		CacheDir: t.TempDir(), // cold, so the deleted key is asked for
-	})).Resolve(fresh)
+	// A cold cache, so the deleted key is asked for.
+	auth, err = authn.NewKeychainFromHelper(w.helperWithCache(t, t.TempDir())).Resolve(fresh)
 	require.NoError(t, err)
 	assert.Equal(t, authn.Anonymous, auth)
-	assert.Contains(t, w.warnings.String(), "docker-credential-stackit: fresh.example.com: fresh.example.com: token endpoint")
+	assert.Contains(t, w.warnings.String(), "docker-credential-stackit: fresh.example.com: token endpoint", "the host is named once")
 	assert.Contains(t, w.warnings.String(), "does not know key id "+w.acct.Kid)
 }
 
-func TestConcurrentGetsShareOneToken(t *testing.T) {
+func TestGoAPIConcurrentGetsShareOneToken(t *testing.T) {
 	w := newWorld(t)
 	h := w.helper(t)
 	var wg sync.WaitGroup
@@ -145,4 +148,13 @@ func TestConcurrentGetsShareOneToken(t *testing.T) {
 		assert.Equal(t, secrets[0], secrets[i])
 	}
 	assert.Equal(t, 1, w.srv.Requests(), "the cache's lock holds within one process too")
+}
+
+func TestGoAPIRefusesRelativePaths(t *testing.T) {
+	_, err := credhelper.New(credhelper.WithCacheDir("relative/cache"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not absolute")
+	_, err = credhelper.New(credhelper.WithConfigPath("config.json"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not absolute")
 }

@@ -1,22 +1,17 @@
-package credhelper
+package tokensource
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
-	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
 )
 
 // Robot account formats ParseRobotAccount understands.
@@ -26,13 +21,8 @@ const (
 )
 
 // robotExpiryWarning is how long before expiry a Harbor robot starts to
-// be warned about, and robotWarnEvery how often at most.
-const (
-	robotExpiryWarning = 7 * 24 * time.Hour
-	robotWarnEvery     = 24 * time.Hour
-	// maxRobotFile bounds the read: a robot file is a few hundred bytes.
-	maxRobotFile = 64 << 10
-)
+// be warned about.
+const robotExpiryWarning = 7 * 24 * time.Hour
 
 // RobotAccount is a registry robot account with static credentials, read
 // from the file its registry exported. Robots not linked to a service
@@ -179,10 +169,10 @@ func robotJSONError(err error) string {
 // readRobotAccount reads and parses the robot file at path. It is read on
 // every get (each get is a new process), so a replaced file takes effect at
 // once and its secret is never copied anywhere.
-func readRobotAccount(path string) (*RobotAccount, error) {
-	data, err := readBounded(path, maxRobotFile)
+func readRobotAccount(path, origin string) (*RobotAccount, error) {
+	data, _, err := readSmallFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read robot account file %s: %s; fix robotAccountPath in the helper config (%s)", path, describeReadError(err), EnvConfig)
+		return nil, fmt.Errorf("read robot account file %s: %s; fix robotAccountPath in %s", path, describeFileError(err), origin)
 	}
 	r, err := ParseRobotAccount(data)
 	if err != nil {
@@ -191,89 +181,69 @@ func readRobotAccount(path string) (*RobotAccount, error) {
 	return r, nil
 }
 
-var errTooLarge = errors.New("too large")
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// robotFlow serves a registry from a robot account file. Discovery only
+// names the file; Token reads it, every time.
+func robotFlow(opts Options, o Overrides) *Flow {
+	r := &robotSource{path: o.RobotAccountPath, origin: o.origin(), now: opts.now()}
+	f := &Flow{
+		Kind: KindRobot, Source: "robot account file " + r.path, Static: true,
+		Reason: o.origin() + " sets robotAccountPath for this registry; the file is read on every get",
+		source: r,
+		Facts: []Fact{
+			{"credentials", "robot account file " + r.path},
+			{"why", o.origin() + " sets robotAccountPath for this registry; the file is read on every get"},
+		},
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
+	// The login name is in the file: read it once for the plan, so list
+	// and status can show it; Token reads the file again.
+	if acct, err := readRobotAccount(r.path, r.origin); err == nil {
+		f.Username = acct.Name
 	}
-	if int64(len(data)) > limit {
-		return nil, errTooLarge
-	}
-	return data, nil
-}
-
-func describeReadError(err error) string {
-	var pe *fs.PathError
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "file not found"
-	case errors.Is(err, fs.ErrPermission):
-		return "permission denied"
-	case errors.Is(err, errTooLarge):
-		return "larger than 64 KiB, so it is not a robot account file"
-	case errors.As(err, &pe):
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
-// robotExpiry checks a robot's expiry at now: expired is an error, and
-// within robotExpiryWarning it warns, at most once per robotWarnEvery.
-func (h *Helper) robotExpiry(host, path string, r *RobotAccount, now time.Time) error {
-	if r.ExpiresAt.IsZero() {
-		return nil
-	}
-	date := r.ExpiresAt.UTC().Format(time.RFC3339)
-	if !now.Before(r.ExpiresAt) {
-		return fmt.Errorf("robot account %s (%s) expired on %s; refresh its secret in %s (Robot Accounts, Refresh Secret), export it to %s again, or remove robotAccountPath for %s from the helper config",
-			r.Name, path, date, r.Format, path, host)
-	}
-	left := r.ExpiresAt.Sub(now)
-	if left > robotExpiryWarning {
-		return nil
-	}
-	h.warnOncePerDay("robot-"+cache.FileName(path+"\x00"+r.Name)+".warned", now,
-		"robot account %s (%s) expires on %s, in %s; refresh its secret in %s and export it to %s again",
-		r.Name, path, date, roughDuration(left), r.Format, path)
-	return nil
-}
-
-// warnOncePerDay prints a warning unless the marker file in the cache dir
-// says it was printed less than a day ago. If the cache dir is unusable it
-// warns every time: a repeated warning beats a missed one or a failed get.
-func (h *Helper) warnOncePerDay(marker string, now time.Time, format string, args ...any) {
-	dir := ""
-	if h.Cache != nil {
-		dir = h.Cache.Dir
-	}
-	if dir == "" {
-		h.warnf(format, args...)
-		return
-	}
-	path := filepath.Join(dir, marker)
-	if data, err := os.ReadFile(path); err == nil {
-		last, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
-		// A marker from the future (clock moved back) does not silence us.
-		if perr == nil && !now.Before(last) && now.Sub(last) < robotWarnEvery {
-			h.debugf("expiry warning already shown at %s (marker %s)", last.UTC().Format(time.RFC3339), path)
-			return
+	f.check = func() ([]Fact, error) {
+		acct, err := readRobotAccount(r.path, r.origin)
+		if err != nil {
+			return nil, err
 		}
+		expires := "never"
+		if !acct.ExpiresAt.IsZero() {
+			expires = acct.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		return []Fact{{"account", acct.Name + " (" + acct.Format + " robot)"}, {"expires", expires}}, nil
 	}
-	h.warnf(format, args...)
-	if err := ensureDir(dir); err != nil {
-		h.debugf("cannot keep the warning marker in %s (%v); the warning will repeat", dir, err)
-		return
+	return f
+}
+
+// robotSource answers with the robot's own name and secret.
+type robotSource struct {
+	path, origin string
+	now          func() time.Time
+}
+
+// Token reads the robot file and checks its expiry: expired is an error,
+// and within robotExpiryWarning it warns, at most once a day.
+func (r *robotSource) Token(context.Context) (*Token, error) {
+	acct, err := readRobotAccount(r.path, r.origin)
+	if err != nil {
+		return nil, err
 	}
-	if err := atomicfile.Write(path, []byte(now.UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
-		h.debugf("cannot write the warning marker %s (%v); the warning will repeat", path, err)
+	tok := &Token{AccessToken: acct.Secret, Expiry: acct.ExpiresAt, Username: acct.Name, Detail: acct.Format}
+	if acct.ExpiresAt.IsZero() {
+		return tok, nil
 	}
+	now := r.now()
+	date := acct.ExpiresAt.UTC().Format(time.RFC3339)
+	if !now.Before(acct.ExpiresAt) {
+		return nil, fmt.Errorf("robot account %s (%s) expired on %s; refresh its secret in %s (Robot Accounts, Refresh Secret), export it to %s again, or remove robotAccountPath for this registry from %s",
+			acct.Name, r.path, date, acct.Format, r.path, r.origin)
+	}
+	if left := acct.ExpiresAt.Sub(now); left <= robotExpiryWarning {
+		tok.Warnings = append(tok.Warnings, Warning{
+			Message: fmt.Sprintf("robot account %s (%s) expires on %s, in %s; refresh its secret in %s and export it to %s again",
+				acct.Name, r.path, date, roughDuration(left), acct.Format, r.path),
+			OnceADay: "robot\x00" + r.path + "\x00" + acct.Name,
+		})
+	}
+	return tok, nil
 }
 
 // roughDuration says how long is left in words a human reads at a glance.

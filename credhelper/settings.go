@@ -1,0 +1,220 @@
+package credhelper
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/adrg/xdg"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
+)
+
+// Name is the helper's name as Docker knows it; credHelpers values are the
+// part after "docker-credential-".
+const (
+	Name       = "docker-credential-stackit"
+	HelperName = "stackit"
+)
+
+// Environment variables of this helper. The STACKIT_* ones belong to the
+// SDK and are read by package tokensource during discovery.
+const (
+	EnvRegistries = "DOCKER_CREDENTIAL_STACKIT_REGISTRIES"
+	EnvConfig     = "DOCKER_CREDENTIAL_STACKIT_CONFIG"
+	EnvCacheDir   = "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR"
+	EnvDebug      = "DOCKER_CREDENTIAL_STACKIT_DEBUG"
+	// EnvTimeout bounds one get (default and maximum Budgets.Get).
+	EnvTimeout = "DOCKER_CREDENTIAL_STACKIT_TIMEOUT"
+	// EnvRetryBudget bounds the time spent retrying transient token
+	// endpoint failures (default Budgets.Retry; 0 disables retries).
+	EnvRetryBudget = "DOCKER_CREDENTIAL_STACKIT_RETRY_BUDGET"
+)
+
+// Where the helper keeps its files when HOME is unset, as under systemd
+// units such as the kubelet's. Root gets the FHS locations; the XDG
+// defaults would resolve to /.cache and /.config there.
+const (
+	SystemCacheDir   = "/var/lib/" + Name
+	SystemConfigPath = "/etc/" + Name + "/config.json"
+)
+
+// KubeletDeadline is how long the kubelet lets a credential provider run
+// before it kills it. Every budget below fits inside it.
+const KubeletDeadline = 60 * time.Second
+
+// Budgets are the time limits of one get, in one place. The context of a
+// get carries Get; the others are the parts it is spent on, each at most
+// Get, so a get ends within Get whatever happens.
+type Budgets struct {
+	// Get bounds one get, lock wait and retries included. Users may lower
+	// it with EnvTimeout, never raise it.
+	Get time.Duration
+	// LockWait bounds the wait for another process that is fetching the
+	// same token; after it the token is fetched without the cache.
+	LockWait time.Duration
+	// Retry bounds the time spent retrying transient failures.
+	Retry time.Duration
+	// Request bounds one HTTP request to a token endpoint.
+	Request time.Duration
+}
+
+// DefaultBudgets leave the kubelet 15 s of its 60 s for starting the
+// process and writing the answer.
+var DefaultBudgets = Budgets{Get: 45 * time.Second, LockWait: 25 * time.Second, Retry: 15 * time.Second, Request: 30 * time.Second}
+
+// PathChoice is a path together with the reason it was chosen.
+type PathChoice struct {
+	Path string
+	// Why says in words why this path, e.g. "XDG_CACHE_HOME".
+	Why string
+}
+
+// Settings are the helper's own settings, parsed once from the environment
+// and the platform. A malformed value does not fail construction: it is
+// kept in Err and reported once a host we serve is asked for, so that a
+// typo never breaks pulls from other registries.
+type Settings struct {
+	Budgets Budgets
+	Retry   tokensource.RetryPolicy
+	Debug   bool
+	// ExtraHosts are the hosts from EnvRegistries, as written.
+	ExtraHosts []string
+	Config     PathChoice
+	// Cache.Path is empty when there is nowhere to keep the cache.
+	Cache PathChoice
+	// Err is the first malformed setting, if any.
+	Err error
+}
+
+// Platform is what the defaults depend on besides the environment; tests
+// replace it to exercise other systems' branches.
+type Platform struct {
+	GOOS string
+	EUID int
+	// PasswdHome returns the user's home from the user database.
+	PasswdHome func() string
+	// XDGCacheHome and XDGConfigHome are adrg/xdg's answers, which know
+	// each OS's conventions (e.g. ~/Library/Caches on macOS).
+	XDGCacheHome, XDGConfigHome string
+}
+
+// CurrentPlatform describes the machine we run on.
+func CurrentPlatform() Platform {
+	return Platform{
+		GOOS: runtime.GOOS,
+		EUID: os.Geteuid(),
+		PasswdHome: func() string {
+			u, err := user.Current()
+			if err != nil {
+				return ""
+			}
+			return u.HomeDir
+		},
+		XDGCacheHome:  xdg.CacheHome,
+		XDGConfigHome: xdg.ConfigHome,
+	}
+}
+
+// ParseSettings reads the helper's variables once. cacheDirFlag is the
+// --cache-dir of the commands that take it, empty otherwise.
+func ParseSettings(env tokensource.Env, p Platform, cacheDirFlag string) Settings {
+	s := Settings{Budgets: DefaultBudgets, Retry: tokensource.DefaultRetryPolicy}
+	s.Retry.Budget = s.Budgets.Retry
+	s.Debug = isOn(env(EnvDebug))
+	for _, item := range strings.Split(env(EnvRegistries), ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			s.ExtraHosts = append(s.ExtraHosts, item)
+		}
+	}
+	s.Config = configPathChoice(env, p)
+	s.Cache = cacheDirChoice(env, cacheDirFlag, p)
+	if d, set, err := parseBudget(env, EnvTimeout, s.Budgets.Get); err != nil {
+		s.Err = err
+	} else if set && d > 0 {
+		s.Budgets.Get = d
+	}
+	if d, set, err := parseBudget(env, EnvRetryBudget, s.Budgets.Get); err != nil {
+		s.Err = err
+	} else if set {
+		s.Retry.Budget = d
+	}
+	return s
+}
+
+func isOn(v string) bool { return v != "" && v != "0" && !strings.EqualFold(v, "false") }
+
+// parseBudget reads a duration variable, capped at limit.
+func parseBudget(env tokensource.Env, name string, limit time.Duration) (time.Duration, bool, error) {
+	v := env(name)
+	if v == "" {
+		return 0, false, nil
+	}
+	if v == "0" {
+		return 0, true, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, false, problem.New(fmt.Sprintf("%s=%q is not a duration", name, v), "use e.g. 20s or 0")
+	}
+	if d < 0 {
+		return 0, false, problem.New(fmt.Sprintf("%s=%q is negative", name, v), "use a positive duration such as 20s, or 0")
+	}
+	return min(d, limit), true, nil
+}
+
+// usableHome reports whether dir can hold per-user files: an absolute
+// path other than "/", which is what passwd gives daemons without a home.
+func usableHome(dir string) bool {
+	return filepath.IsAbs(dir) && filepath.Clean(dir) != "/"
+}
+
+// cacheDirChoice picks the token cache directory: the --cache-dir flag,
+// DOCKER_CREDENTIAL_STACKIT_CACHE_DIR, the XDG cache dir, and with HOME
+// unset /var/lib/docker-credential-stackit for root or the passwd home
+// for other users. An empty Path disables the cache.
+func cacheDirChoice(env tokensource.Env, flagDir string, p Platform) PathChoice {
+	switch {
+	case flagDir != "":
+		return PathChoice{flagDir, "--cache-dir"}
+	case env(EnvCacheDir) != "":
+		return PathChoice{env(EnvCacheDir), EnvCacheDir}
+	case filepath.IsAbs(env("XDG_CACHE_HOME")):
+		// The XDG spec ignores relative values, and so does adrg/xdg.
+		return PathChoice{filepath.Join(p.XDGCacheHome, Name), "XDG_CACHE_HOME"}
+	case env("HOME") != "":
+		return PathChoice{filepath.Join(p.XDGCacheHome, Name), "the user cache dir under HOME"}
+	case p.EUID == 0:
+		return PathChoice{SystemCacheDir, "HOME is unset and the helper runs as root"}
+	}
+	if home := p.PasswdHome(); usableHome(home) {
+		return PathChoice{filepath.Join(home, ".cache", Name), "HOME is unset; home directory from the user database"}
+	}
+	return PathChoice{"", "HOME is unset and the user has no home directory; set " + EnvCacheDir + " or pass --cache-dir to enable the cache"}
+}
+
+// configPathChoice picks the helper config file the same way; with HOME
+// unset, root reads /etc/docker-credential-stackit/config.json.
+func configPathChoice(env tokensource.Env, p Platform) PathChoice {
+	switch {
+	case env(EnvConfig) != "":
+		return PathChoice{env(EnvConfig), EnvConfig}
+	case filepath.IsAbs(env("XDG_CONFIG_HOME")):
+		return PathChoice{filepath.Join(p.XDGConfigHome, Name, "config.json"), "XDG_CONFIG_HOME"}
+	case env("HOME") != "":
+		return PathChoice{filepath.Join(p.XDGConfigHome, Name, "config.json"), "the user config dir under HOME"}
+	case p.EUID == 0:
+		return PathChoice{SystemConfigPath, "HOME is unset and the helper runs as root"}
+	}
+	if home := p.PasswdHome(); usableHome(home) {
+		return PathChoice{filepath.Join(home, ".config", Name, "config.json"), "HOME is unset; home directory from the user database"}
+	}
+	// Readable by everyone, writable by root only: store fails with a
+	// permission error naming this path instead of writing somewhere odd.
+	return PathChoice{SystemConfigPath, "HOME is unset and the user has no home directory"}
+}
