@@ -113,4 +113,3 @@ func TestCheckTrustedChecksTheSymlinkTargetsDirectory(t *testing.T) {
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Contains(t, err.Error(), filepath.Dir(target)+":")
 }
-
