@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +29,15 @@ func writeFile(t *testing.T, name string, data []byte, perm fs.FileMode) string 
 	return path
 }
 
+// unixModes skips tests that assert real Unix modes or make symlinks, which
+// Windows does not have (or allows only to administrators).
+func unixModes(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("needs Unix file modes")
+	}
+}
+
 // within fails the test if f does not return within a generous bound; it
 // guards against hangs, not against slowness.
 func within(t *testing.T, f func()) {
@@ -42,6 +52,7 @@ func within(t *testing.T, f func()) {
 }
 
 func TestReadFileReturnsContentAndInfo(t *testing.T) {
+	unixModes(t)
 	path := writeFile(t, "key.json", []byte(`{"a":1}`), 0o640)
 	data, fi, err := ReadFile(path, platform.Current())
 	require.NoError(t, err)
@@ -93,6 +104,7 @@ func TestErrorIsOneLinePathProblemFix(t *testing.T) {
 }
 
 func TestCheckTrustedRefusesFileOwnedByAnotherUser(t *testing.T) {
+	unixModes(t)
 	path := writeFile(t, "key.json", []byte(secret), 0o600)
 	p := platform.Platform{
 		GOOS:    "linux",
@@ -110,6 +122,7 @@ func TestCheckTrustedRefusesFileOwnedByAnotherUser(t *testing.T) {
 }
 
 func TestCheckTrustedAcceptsRootOwnedFile(t *testing.T) {
+	unixModes(t)
 	path := writeFile(t, "key.json", []byte(secret), 0o644)
 	p := platform.Platform{GOOS: "linux", Geteuid: func() int { return 1000 }, Owner: func(fs.FileInfo) int { return 0 }}
 	require.NoError(t, os.Chmod(filepath.Dir(path), 0o755))
