@@ -5,8 +5,8 @@
 // a sharing violation while another process (an antivirus scanner, the
 // search indexer, a concurrent reader of a cache entry) has the file open
 // for a moment. Write (for its final rename), Rename and Remove retry
-// those errors, and only
-// those, for up to RetryBudget; on Unix they never retry.
+// those errors, and only those, for up to RetryBudget; on Unix they never
+// retry.
 package atomicfile
 
 import (

@@ -56,7 +56,7 @@ func ensure(dir string, p platform.Platform, chmod func(string, fs.FileMode) err
 		return &safefile.Error{
 			Path:    dir,
 			Problem: fmt.Sprintf("is owned by uid %d, not by you (uid %d)", owner, euid),
-			Fix:     fmt.Sprintf("if it is yours, run: chown %d %s", euid, dir),
+			Fix:     fmt.Sprintf("if it is yours, run: chown %d %s", euid, safefile.ShellQuote(dir)),
 			Err:     safefile.ErrUntrusted,
 		}
 	}
@@ -65,7 +65,7 @@ func ensure(dir string, p platform.Platform, chmod func(string, fs.FileMode) err
 			return &safefile.Error{
 				Path:    dir,
 				Problem: fmt.Sprintf("has mode %04o and could not be made private (%s)", perm, safefile.DescribeFileError(err)),
-				Fix:     "run: chmod 700 " + dir,
+				Fix:     "run: chmod 700 " + safefile.ShellQuote(dir),
 				Err:     fmt.Errorf("%w: %w", safefile.ErrUntrusted, err),
 			}
 		}

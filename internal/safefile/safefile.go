@@ -138,7 +138,7 @@ func osError(path string, p platform.Platform, err error) error {
 	e := &Error{Path: path, Problem: DescribeFileError(err), Err: err}
 	if errors.Is(err, fs.ErrPermission) {
 		if p.UnixPermissions() {
-			e.Fix = "check its owner and mode and those of its directories (ls -l " + shellQuote(path) + ")"
+			e.Fix = "check its owner and mode and those of its directories (ls -l " + ShellQuote(path) + ")"
 		} else {
 			e.Fix = "check that your account may read it (Properties, Security)"
 		}
@@ -205,7 +205,7 @@ func checkOwnerAndMode(path string, fi fs.FileInfo, p platform.Platform, isDir b
 		return &Error{
 			Path:    path,
 			Problem: fmt.Sprintf("is owned by uid %d, not by you (uid %d) or root", owner, euid),
-			Fix:     fmt.Sprintf("if it is yours, run: chown %d %s", euid, shellQuote(path)),
+			Fix:     fmt.Sprintf("if it is yours, run: chown %d %s", euid, ShellQuote(path)),
 			Err:     ErrUntrusted,
 		}
 	}
@@ -216,14 +216,14 @@ func checkOwnerAndMode(path string, fi fs.FileInfo, p platform.Platform, isDir b
 	return &Error{
 		Path:    path,
 		Problem: fmt.Sprintf("is writable by group or others (mode %04o)", perm),
-		Fix:     "run: chmod go-w " + shellQuote(path),
+		Fix:     "run: chmod go-w " + ShellQuote(path),
 		Err:     ErrUntrusted,
 	}
 }
 
-// shellQuote quotes path for a POSIX shell if it needs it, so that a fix
-// can be pasted as it is.
-func shellQuote(path string) string {
+// ShellQuote quotes path for a POSIX shell if it needs it, so that a fix
+// naming it can be pasted as it is.
+func ShellQuote(path string) string {
 	if path != "" && !strings.ContainsFunc(path, func(c rune) bool {
 		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/._-+:@%,=~", c))
 	}) {

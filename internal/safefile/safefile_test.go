@@ -143,9 +143,9 @@ func TestCheckTrustedMissingFileIsNotExist(t *testing.T) {
 }
 
 func TestFixQuotesPathsForTheShell(t *testing.T) {
-	assert.Equal(t, "/a/b-c_d.json", shellQuote("/a/b-c_d.json"))
-	assert.Equal(t, "'/a b/k'", shellQuote("/a b/k"))
-	assert.Equal(t, `'/it'\''s'`, shellQuote("/it's"))
+	assert.Equal(t, "/a/b-c_d.json", ShellQuote("/a/b-c_d.json"))
+	assert.Equal(t, "'/a b/k'", ShellQuote("/a b/k"))
+	assert.Equal(t, `'/it'\''s'`, ShellQuote("/it's"))
 }
 
 func TestDescribeFileErrorUsesPortableWords(t *testing.T) {
