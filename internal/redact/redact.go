@@ -36,7 +36,8 @@ const minSecret = 8
 // *Secrets hold none. It is immutable and safe for concurrent use.
 type Secrets struct {
 	windows map[string]struct{} // every MinRun-byte substring of a long secret
-	alpha   [256]bool           // the bytes of the long secrets
+	prefix  []uint64            // bit set of prefixHash of the windows
+	alphas  []*[256]bool        // the distinct byte sets of the long secrets
 	exact   [][]byte            // short secrets, longest first
 }
 
@@ -49,13 +50,15 @@ type Secrets struct {
 // whose header is long, the same header in another assertion made with the
 // same key is redacted as well.)
 func New(secrets ...string) *Secrets {
-	s := &Secrets{windows: map[string]struct{}{}}
+	s := &Secrets{windows: map[string]struct{}{}, prefix: make([]uint64, 1<<prefixBits/64)}
 	for _, secret := range secrets {
 		secret = strings.Join(strings.FieldsFunc(secret, isSpaceOrControl), "")
 		s.add(secret)
 		if parts, ok := splitJWT(secret); ok {
 			for _, p := range parts {
-				s.add(p)
+				if len(p) < MinRun { // longer parts are covered already
+					s.add(p)
+				}
 			}
 		}
 	}
@@ -71,10 +74,21 @@ func (s *Secrets) add(secret string) {
 	default:
 		for i := 0; i+MinRun <= len(secret); i++ {
 			s.windows[secret[i:i+MinRun]] = struct{}{}
+			h := prefixHash(secret[i:])
+			s.prefix[h/64] |= 1 << (h % 64)
 		}
+		alpha := new([256]bool)
 		for i := 0; i < len(secret); i++ {
-			s.alpha[secret[i]] = true
+			alpha[secret[i]] = true
 		}
+		// One filtered view per byte set: a union would keep the '+' of a
+		// base64 token and so let "+" spliced into an assertion hide it.
+		for _, a := range s.alphas {
+			if *a == *alpha {
+				return
+			}
+		}
+		s.alphas = append(s.alphas, alpha)
 	}
 }
 
@@ -96,6 +110,17 @@ func splitJWT(s string) ([]string, bool) {
 		}
 	}
 	return parts, true
+}
+
+// prefixBits sizes the bit set that lets Scrub skip the map lookup at
+// almost every position: a few thousand windows set a few percent of it.
+const prefixBits = 16
+
+// prefixHash hashes the first 8 bytes of b (len(b) >= 8) to prefixBits bits.
+func prefixHash[T string | []byte](b T) uint64 {
+	x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	return (x * 0x9E3779B97F4A7C15) >> (64 - prefixBits)
 }
 
 func (s *Secrets) empty() bool {
@@ -148,12 +173,15 @@ func (s *Secrets) find(text string) []span {
 		found = append(found, span{lo, hi})
 	}
 	for _, v := range views(text) {
-		// Within one view the spans come in order, so add merges them as
-		// they come; spans of different views are merged below.
-		start = len(found)
-		if len(s.windows) > 0 {
-			f := v.filter(&s.alpha)
+		// Within one filtered view the spans come in order, so add merges
+		// them as they come; spans of different views are merged below.
+		for _, alpha := range s.alphas {
+			start = len(found)
+			f := v.filter(alpha)
 			for i := 0; i+MinRun <= len(f.b); i++ {
+				if h := prefixHash(f.b[i:]); s.prefix[h/64]&(1<<(h%64)) == 0 {
+					continue
+				}
 				if _, ok := s.windows[string(f.b[i:i+MinRun])]; ok {
 					add(f.lo[i], f.hi[i+MinRun-1])
 				}
