@@ -20,7 +20,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gofrs/flock"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/lockfile"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/privdir"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
@@ -32,7 +34,6 @@ const formatVersion = 1
 
 const (
 	defaultLockTimeout = 25 * time.Second
-	lockRetryDelay     = 15 * time.Millisecond
 	// staleTempAge is how old a temp file left by a killed writer must be
 	// before anyone removes it.
 	staleTempAge = time.Minute
@@ -139,19 +140,17 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 		c.debugf("cache: %v; fetching without the cache", err)
 		return c.fetchOrStale(ctx, src, cached)
 	}
-	fl := flock.New(filepath.Join(c.Dir, name+lockSuffix), flock.SetPermissions(0o600))
+	lockPath := filepath.Join(c.Dir, name+lockSuffix)
 	deadline := time.Now().Add(c.lockTimeout())
 	for {
-		locked, err := fl.TryLock()
+		unlock, locked, err := lockfile.TryLock(lockPath)
 		if err != nil {
-			_ = fl.Close()
-			c.debugf("cache: lock %s: %v; fetching without the cache", fl.Path(), err)
+			c.debugf("cache: lock %s: %v; fetching without the cache", lockPath, err)
 			return c.fetchOrStale(ctx, src, cached)
 		}
 		if locked {
 			tok, res, err := c.fetchAndStore(ctx, name, description, src)
-			_ = fl.Unlock()
-			_ = fl.Close()
+			unlock()
 			if res == Fetched {
 				// Pruning is housekeeping: do it after the waiters are free.
 				c.prune(name)
@@ -162,7 +161,8 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 		// which the kernel grants to all waiters the moment the fetcher
 		// lets go, instead of polling.
 		waitStart := time.Now()
-		if !waitShared(ctx, fl, deadline) {
+		release, err := lockfile.WaitShared(ctx, lockPath, time.Until(deadline))
+		if err != nil {
 			if ctx.Err() != nil {
 				// The caller's whole budget is gone: a fetch now could only
 				// fail, and blaming the endpoint would mislead.
@@ -171,15 +171,14 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 					return stale, Stale, nil
 				}
 				return nil, Uncached, fmt.Errorf("gave up after %s waiting for another docker-credential-stackit process to fetch the token (lock %s); check the token endpoint, or raise DOCKER_CREDENTIAL_STACKIT_TIMEOUT",
-					time.Since(waitStart).Round(time.Millisecond), fl.Path())
+					time.Since(waitStart).Round(time.Millisecond), lockPath)
 			}
-			c.debugf("cache: lock %s not released within %s; fetching without the cache", fl.Path(), c.lockTimeout())
+			c.debugf("cache: lock %s not released within %s; fetching without the cache", lockPath, c.lockTimeout())
 			return c.fetchOrStale(ctx, src, cached)
 		}
 		cached, _ = c.read(name)
-		_ = fl.Unlock()
+		release()
 		if tok := cached.token(); tok.Reusable(c.now()) {
-			_ = fl.Close()
 			return tok, HitLocked, nil
 		}
 		// The other fetch failed; try to become the fetcher ourselves.
@@ -205,30 +204,6 @@ func (c *Cache) fetchAndStore(ctx context.Context, name, description string, src
 		return tok, Uncached, nil
 	}
 	return tok, Fetched, nil
-}
-
-// waitShared blocks until fl is share-locked, ctx ends or deadline passes.
-// On failure it hands fl to the waiting goroutine, which releases and
-// closes it if the lock is granted later, so a long-lived process embedding
-// this package never keeps a stray lock.
-func waitShared(ctx context.Context, fl *flock.Flock, deadline time.Time) bool {
-	granted := make(chan error, 1)
-	go func() { granted <- fl.RLock() }()
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case err := <-granted:
-		return err == nil
-	case <-timer.C:
-	case <-ctx.Done():
-	}
-	go func() {
-		if <-granted == nil {
-			_ = fl.Unlock()
-		}
-		_ = fl.Close()
-	}()
-	return false
 }
 
 func (c *Cache) lockTimeout() time.Duration {
@@ -259,42 +234,15 @@ func (c *Cache) lock(ctx context.Context, name string) (func(), error) {
 	if err := c.ensureDir(); err != nil {
 		return nil, err
 	}
-	timeout := c.lockTimeout()
-	lctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	fl := flock.New(filepath.Join(c.Dir, name+lockSuffix), flock.SetPermissions(0o600))
-	ok, err := fl.TryLockContext(lctx, lockRetryDelay)
-	if err != nil || !ok {
-		_ = fl.Close()
-		if err == nil || errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("lock %s not acquired within %s", fl.Path(), timeout)
-		}
-		return nil, fmt.Errorf("lock %s: %w", fl.Path(), err)
-	}
-	return func() { _ = fl.Unlock(); _ = fl.Close() }, nil
+	return lockfile.Lock(ctx, filepath.Join(c.Dir, name+lockSuffix), c.lockTimeout())
 }
 
-// ensureDir creates the cache directory 0700, and tightens an existing one.
+// ensureDir makes the cache directory a private directory of ours.
 func (c *Cache) ensureDir() error {
 	if !filepath.IsAbs(c.Dir) {
 		return fmt.Errorf("cache dir %q is not an absolute path", c.Dir)
 	}
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
-		return fmt.Errorf("create cache dir: %w", err)
-	}
-	fi, err := os.Stat(c.Dir)
-	if err != nil {
-		return fmt.Errorf("cache dir: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("cache dir %s is not a directory", c.Dir)
-	}
-	if fi.Mode().Perm() != 0o700 {
-		if err := os.Chmod(c.Dir, 0o700); err != nil {
-			return fmt.Errorf("tighten cache dir to 0700: %w", err)
-		}
-	}
-	return nil
+	return privdir.Ensure(c.Dir, platform.Current())
 }
 
 func (c *Cache) read(name string) (*Entry, error) {

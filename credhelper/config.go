@@ -13,6 +13,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/privdir"
+
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 
@@ -194,20 +197,8 @@ func allowedHosts(extra []string, cfg *Config) (map[string]RegistryConfig, error
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
-// ensureDir creates dir with mode 0700, tightening an existing one.
-func ensureDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return os.Chmod(dir, fi.Mode().Perm()&0o700)
-	}
-	return nil
-}
+// ensureDir makes dir a private directory of ours (see privdir).
+func ensureDir(dir string) error { return privdir.Ensure(dir, platform.Current()) }
 
 // checkFieldCase rejects setting names that differ from ours only in case,
 // which encoding/json would otherwise accept silently.

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gofrs/flock"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/lockfile"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
 )
@@ -71,11 +71,11 @@ func (s loginStore) update(change func(map[string]Login) bool) error {
 	if err := ensureDir(dir); err != nil {
 		return fmt.Errorf("create config dir %s: %w", dir, err)
 	}
-	fl := flock.New(s.path+".lock", flock.SetPermissions(0o600))
-	if err := lockWithin(fl, 10*time.Second); err != nil {
+	unlock, err := lockfile.Lock(context.Background(), s.path+".lock", 10*time.Second)
+	if err != nil {
 		return err
 	}
-	defer func() { _ = fl.Unlock(); _ = fl.Close() }()
+	defer unlock()
 	logins, err := s.load()
 	if err != nil {
 		return err
@@ -86,19 +86,6 @@ func (s loginStore) update(change func(map[string]Login) bool) error {
 	data, _ := json.MarshalIndent(loginsFile{Version: 1, Logins: logins}, "", "  ")
 	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write stored logins %s: %w", s.path, err)
-	}
-	return nil
-}
-
-func lockWithin(fl *flock.Flock, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	ok, err := fl.TryLockContext(ctx, 20*time.Millisecond)
-	if !ok {
-		if err == nil || errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("lock %s is held by another process for more than %s", fl.Path(), d)
-		}
-		return fmt.Errorf("lock %s: %w", fl.Path(), err)
 	}
 	return nil
 }

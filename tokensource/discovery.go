@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 )
@@ -117,7 +118,7 @@ func UserHomeDir(env Env, goos string) string {
 func ParseCredentialsFile(data []byte) (map[string]string, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("not a JSON object (%s); expected {\"%s\": \"/path/key.json\"}", jsonErrorText(err), EnvServiceAccountKeyPath)
+		return nil, fmt.Errorf("not a JSON object (%s); expected {\"%s\": \"/path/key.json\"}", safefile.DescribeJSONError(data, err), EnvServiceAccountKeyPath)
 	}
 	values := make(map[string]string, 4)
 	for _, name := range []string{EnvServiceAccountKeyPath, EnvServiceAccountKey, EnvPrivateKeyPath, EnvPrivateKey} {
@@ -180,7 +181,7 @@ func (s setting) load(what, fix string, warn func(Warning)) ([]byte, error) {
 	if err != nil {
 		return nil, problem.Wrap(err, fmt.Sprintf("read %s %s (from %s): %s", what, s.value, s.source, describeFileError(err)), fix)
 	}
-	if mode&0o077 != 0 && warn != nil {
+	if mode&0o077 != 0 && warn != nil && platform.Current().UnixPermissions() {
 		warn(Warning{Message: fmt.Sprintf("%s %s is readable by others (mode %04o); run: chmod 600 %s", what, s.value, mode, s.value), OnceADay: "mode\x00" + s.value})
 	}
 	return data, nil
@@ -193,48 +194,20 @@ func (s setting) describe() string {
 	return s.source
 }
 
+// readSmallFile reads a small input file the one hardened way (no
+// blocking on a FIFO, at most 1 MiB, regular files only) and reports its
+// permission bits.
 func readSmallFile(path string) ([]byte, fs.FileMode, error) {
-	f, err := os.Open(path)
+	data, fi, err := safefile.ReadFile(path, platform.Current())
 	if err != nil {
 		return nil, 0, err
 	}
-	defer f.Close()
-	var mode fs.FileMode
-	if fi, err := f.Stat(); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, 0, err
-	}
-	if len(data) > maxFileSize {
-		return nil, 0, errFileTooLarge
-	}
-	return data, mode, nil
+	return data, fi.Mode().Perm(), nil
 }
-
-var errFileTooLarge = errors.New("larger than 1 MiB")
 
 // describeFileError turns an open/read error into words without repeating
 // the path, which the caller already names.
-func describeFileError(err error) string {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "file not found"
-	case errors.Is(err, fs.ErrPermission):
-		return "permission denied"
-	case errors.Is(err, errFileTooLarge):
-		return "file is larger than 1 MiB, so it is not a key"
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		if pe.Err.Error() == "is a directory" {
-			return "is a directory, not a file"
-		}
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
+func describeFileError(err error) string { return safefile.DescribeFileError(err) }
 
 // LooksLikePath tells a file name from secret content pasted into a *_PATH
 // or *_FILE variable by mistake (a PEM, key JSON or a JWT), so that such a

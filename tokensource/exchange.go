@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
+
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 )
 
@@ -246,7 +248,7 @@ type tokenResponse struct {
 func ParseTokenResponse(body []byte, received time.Time) (*Token, error) {
 	var r tokenResponse
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("the answer is not JSON (%s)", jsonErrorText(err))
+		return nil, fmt.Errorf("the answer is not JSON (%s)", safefile.DescribeJSONError(body, err))
 	}
 	if r.AccessToken == "" {
 		return nil, errors.New("the answer has no access_token")

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 )
 
 // ServiceAccountKey is the JSON key file STACKIT issues for a service account.
@@ -46,7 +48,7 @@ func ParseServiceAccountKey(data []byte) (*ServiceAccountKey, error) {
 	}
 	var key ServiceAccountKey
 	if err := json.Unmarshal(trimmed, &key); err != nil {
-		return nil, fmt.Errorf("the key is not valid JSON (%s); download the service account key JSON again", jsonErrorText(err))
+		return nil, fmt.Errorf("the key is not valid JSON (%s); download the service account key JSON again", safefile.DescribeJSONError(trimmed, err))
 	}
 	c := key.Credentials
 	if c == (KeyCredentials{}) && bytes.Contains(trimmed, []byte(`"STACKIT_`)) {
@@ -65,21 +67,6 @@ func ParseServiceAccountKey(data []byte) (*ServiceAccountKey, error) {
 		return nil, fmt.Errorf("the key lacks %s; is this a STACKIT service account key? create a new key for the service account", strings.Join(missing, ", "))
 	}
 	return &key, nil
-}
-
-// jsonErrorText describes a JSON decode error without echoing input, which
-// could hold a private key.
-func jsonErrorText(err error) string {
-	var syntax *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
-	case errors.As(err, &typeErr):
-		return fmt.Sprintf("field %q has the wrong type %s", typeErr.Field, typeErr.Value)
-	default:
-		return "malformed"
-	}
 }
 
 // ParsePrivateKey decodes an RSA private key in PKCS#1 or PKCS#8 PEM form.

@@ -196,11 +196,11 @@ func TestKeyFileErrors(t *testing.T) {
 		{"directory", nil, dir, "is a directory"},
 		{"empty", []byte("  \n"), "", "the key is empty"},
 		{"PEM instead of JSON", acct.PrivateKeyPEM, "", "this is a PEM private key, not the JSON service account key"},
-		{"truncated JSON", acct.KeyJSON(true)[:40], "", "not valid JSON (syntax error at byte"},
+		{"truncated JSON", acct.KeyJSON(true)[:40], "", "not valid JSON (it ends in the middle of the JSON (line"},
 		{"not JSON", []byte("hello"), "", "the key is not JSON"},
 		{"wrong shape", []byte(`{"credentials": {"kid": "x"}}`), "", "lacks credentials.iss, credentials.sub, credentials.aud"},
 		{"credentials file given as key", []byte(`{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": "/x"}`), "", "this is a STACKIT credentials file"},
-		{"wrong type", []byte(`{"credentials": {"kid": 5}}`), "", `field "credentials.kid" has the wrong type number`},
+		{"wrong type", []byte(`{"credentials": {"kid": 5}}`), "", `field "credentials.kid" must be a string, not a number`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

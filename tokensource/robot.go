@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 )
 
 // Robot account formats ParseRobotAccount understands.
@@ -58,7 +59,7 @@ func ParseRobotAccount(data []byte) (*RobotAccount, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("not a robot account JSON object (%s); expected Harbor's export {\"name\": \"robot$project+ci\", \"secret\": \"…\"} or Quay's {\"name\": \"org+ci\", \"token\": \"…\"}", robotJSONError(err))
+		return nil, fmt.Errorf("not a robot account JSON object (%s); expected Harbor's export {\"name\": \"robot$project+ci\", \"secret\": \"…\"} or Quay's {\"name\": \"org+ci\", \"token\": \"…\"}", safefile.DescribeJSONError(data, err))
 	}
 	if dec.More() {
 		return nil, errors.New("more than one JSON value; a robot account file holds one object")
@@ -147,23 +148,6 @@ func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 		return time.Time{}, fmt.Errorf(`"expires_at" %d is after the year 9999; Harbor writes Unix seconds, not milliseconds`, secs)
 	}
 	return time.Unix(secs, 0).UTC(), nil
-}
-
-func robotJSONError(err error) string {
-	var syntax *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
-	case errors.As(err, &typeErr) && typeErr.Field == "":
-		return fmt.Sprintf("the file holds a JSON %s", typeErr.Value)
-	case errors.As(err, &typeErr):
-		return fmt.Sprintf("field %q must be a %s, not a %s", typeErr.Field, typeErr.Type, typeErr.Value)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "empty or truncated"
-	default:
-		return "malformed"
-	}
 }
 
 // readRobotAccount reads and parses the robot file at path. It is read on

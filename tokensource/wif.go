@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 )
 
 // Workload identity federation: a service account trusts an external OIDC
@@ -437,7 +439,7 @@ func (g *GitHubOIDC) FederatedToken(ctx context.Context) (string, error) {
 		Value string `json:"value"`
 	}
 	if err := json.Unmarshal(body, &answer); err != nil {
-		return "", fmt.Errorf("GitHub Actions OIDC token request to %s: the answer is not JSON (%s)", where, jsonErrorText(err))
+		return "", fmt.Errorf("GitHub Actions OIDC token request to %s: the answer is not JSON (%s)", where, safefile.DescribeJSONError(body, err))
 	}
 	if answer.Value == "" {
 		return "", fmt.Errorf("GitHub Actions OIDC token request to %s: the answer has no \"value\"", where)

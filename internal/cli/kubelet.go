@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
+
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 )
@@ -79,7 +81,7 @@ func decodeKubeletRequest(data []byte) (*kubeletRequest, error) {
 	var req kubeletRequest
 	if err := dec.Decode(&req); err != nil {
 		return nil, fmt.Errorf("stdin is not a CredentialProviderRequest: %s; the kubelet sends {\"apiVersion\":%q,\"kind\":%q,\"image\":\"…\"}",
-			describeJSONError(err), kubeletAPIVersionV1, kubeletRequestKind)
+			safefile.DescribeJSONError(data, err), kubeletAPIVersionV1, kubeletRequestKind)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("stdin holds more than one JSON value; the kubelet sends exactly one CredentialProviderRequest")
@@ -118,28 +120,6 @@ func checkKubeletFieldCase(data []byte) error {
 		}
 	}
 	return nil
-}
-
-// describeJSONError words a decode error without echoing input bytes.
-func describeJSONError(err error) string {
-	var syntax *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.Is(err, io.EOF):
-		return "it is empty"
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "it ends in the middle of the JSON"
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("invalid JSON at byte %d", syntax.Offset)
-	case errors.As(err, &typeErr):
-		return fmt.Sprintf("field %q has the wrong type", typeErr.Field)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// The field name is the caller's own key, not a value; keep it
-		// short in case a key was used to smuggle data.
-		return "it has an " + truncate(strings.TrimPrefix(err.Error(), "json: "), 100)
-	default:
-		return "malformed JSON"
-	}
 }
 
 func truncate(s string, n int) string {

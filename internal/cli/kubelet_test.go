@@ -172,7 +172,7 @@ func TestKubeletRejectsBadRequests(t *testing.T) {
 	const secretToken = "eyJhbGciOiJSUzI1NiJ9.pod-token-secret.sig"
 	cases := map[string]struct{ stdin, want string }{
 		"empty":            {"", "stdin is not a CredentialProviderRequest: it is empty"},
-		"not json":         {"registry.onstackit.cloud", "invalid JSON at byte 1"},
+		"not json":         {"registry.onstackit.cloud", "invalid JSON at line 1, column 1"},
 		"truncated":        {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1",`, "ends in the middle"},
 		"unknown field":    {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"a.b/c","serviceAccountToken":"` + secretToken + `","extra":1}`, `unknown field "extra"`},
 		"trailing data":    {kubeletRequestJSON(kubeletAPIVersionV1, "a.b/c") + `{}`, "more than one JSON value"},
@@ -181,9 +181,9 @@ func TestKubeletRejectsBadRequests(t *testing.T) {
 		"other group":      {kubeletRequestJSON("client.authentication.k8s.io/v1", "a.b/c"), "unsupported apiVersion"},
 		"wrong kind":       {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"ExecCredential","image":"a.b/c"}`, `unsupported kind "ExecCredential"`},
 		"no image":         {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest"}`, "the request has no image"},
-		"wrong type":       {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":7}`, `field "image" has the wrong type`},
+		"wrong type":       {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":7}`, `field "image" must be a string, not a number`},
 		"field case":       {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"a.b/c","ServiceAccountToken":"` + secretToken + `"}`, `the request field "ServiceAccountToken" must be spelt "serviceAccountToken"`},
-		"token type wrong": {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"a.b/c","serviceAccountToken":["` + secretToken + `"]}`, "wrong type"},
+		"token type wrong": {`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"a.b/c","serviceAccountToken":["` + secretToken + `"]}`, "must be a string, not an array"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
