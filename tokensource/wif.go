@@ -73,7 +73,8 @@ func FileExists(path string) bool {
 }
 
 // chooseFlow decides between workload identity federation and the key flow
-// the way the STACKIT SDK does: federation first when its inputs are
+// the way the STACKIT SDK does (STACKIT_USE_OIDC is the Terraform
+// provider's switch; the core SDK does not read it): federation first when its inputs are
 // present (a service account email, and either a federated token file that
 // exists or STACKIT_USE_OIDC), else the key flow. Per-registry overrides
 // from the helper config are explicit, so they decide on their own.

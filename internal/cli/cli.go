@@ -50,7 +50,8 @@ Usage:
 
 Credentials are found as the STACKIT SDK finds them: workload identity federation first
 when STACKIT_SERVICE_ACCOUNT_EMAIL is set and a federated token is available
-(STACKIT_FEDERATED_TOKEN_FILE, or GitHub Actions with STACKIT_USE_OIDC=1), else the key:
+(STACKIT_FEDERATED_TOKEN_FILE, or GitHub Actions with STACKIT_USE_OIDC=1, a switch
+of the STACKIT Terraform provider that the core SDK does not read), else the key:
 STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY, then ~/.stackit/credentials.json
 (STACKIT_CREDENTIALS_PATH). A registry in the helper config may instead name a Harbor or Quay
 robot account file ("robotAccountPath").
@@ -233,7 +234,7 @@ func VersionString() string {
 	}
 	out := Name + " " + version
 	if revision != "" {
-		out += " (" + revision + ")"
+		out += " (revision " + revision + ")"
 	}
 	return out
 }
