@@ -1,3 +1,8 @@
+//go:build unix
+
+// The fault tests use kill -9, /proc, tmpfs mounts and Unix lock
+// inspection, which exist on Unix only.
+
 package main
 
 import (
