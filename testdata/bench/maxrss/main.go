@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command maxrss runs a command and prints the child's peak RSS in KiB.
 //
 // The benchmark needs it because Go starts children with vfork: until exec,
