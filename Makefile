@@ -53,11 +53,11 @@ install:
 # nothing is published or signed, and nothing but the Go module proxy is
 # needed (no docker, no git remote, no token). See .goreleaser.yaml.
 dist:
-	VERSION=$(VERSION) REVISION=$(REVISION) $(GORELEASER) release --snapshot --clean --skip=publish,sign
+	HELPER_VERSION=$(VERSION) HELPER_REVISION=$(REVISION) $(GORELEASER) release --snapshot --clean --skip=publish,sign
 	@cd dist && sha256sum -c --quiet checksums.txt && echo "dist: checksums.txt verified"
 
 dist-check:
-	VERSION=$(VERSION) REVISION=$(REVISION) $(GORELEASER) check
+	HELPER_VERSION=$(VERSION) HELPER_REVISION=$(REVISION) $(GORELEASER) check
 
 clean:
 	rm -rf bin dist
