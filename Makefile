@@ -54,7 +54,7 @@ install:
 # needed (no docker, no git remote, no token). See .goreleaser.yaml.
 dist:
 	HELPER_VERSION=$(VERSION) HELPER_REVISION=$(REVISION) $(GORELEASER) release --snapshot --clean --skip=publish,sign
-	@cd dist && sha256sum -c --quiet checksums.txt && echo "dist: checksums.txt verified"
+	@packaging/check-dist.sh
 
 dist-check:
 	HELPER_VERSION=$(VERSION) HELPER_REVISION=$(REVISION) $(GORELEASER) check

@@ -29,7 +29,9 @@ for f in "$BINARY"_*_amd64.deb "$BINARY"_*_arm64.deb "$BINARY"-*.x86_64.rpm "$BI
 	[ -f "$1" ] || fail "no dist/$f"
 done
 
-(cd dist && sha256sum -c --quiet checksums.txt) || fail "checksums.txt does not verify"
+sha256sum=sha256sum
+command -v sha256sum >/dev/null 2>&1 || sha256sum="shasum -a 256" # macOS
+(cd dist && $sha256sum -c --quiet checksums.txt) || fail "checksums.txt does not verify"
 listed=$(wc -l <dist/checksums.txt)
 [ "$listed" -eq $((n + 4)) ] || fail "checksums.txt lists $listed files, want $((n + 4)) (archives and packages)"
 
