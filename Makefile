@@ -1,10 +1,16 @@
-# The one entry point: make build | test | lint | bench | install | clean
+# The one entry point: make build | test | lint | bench | install | dist | clean
 BINARY    := docker-credential-stackit
 MODULE    := github.com/docker-credential-stackit/docker-credential-stackit
 CREDS_PKG := github.com/docker/docker-credential-helpers/credentials
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+# X.Y.Z from a vX.Y.Z tag at HEAD, else VERSION plus the commit as build
+# metadata (0.3.0+1a2b3c4); see packaging/version.sh.
+VERSION   ?= $(shell packaging/version.sh version)
+REVISION  ?= $(shell packaging/version.sh revision)
+GOEXE     := $(shell go env GOEXE)
 STATICCHECK_VERSION := v0.8.2
+# GoReleaser for `make dist`, pinned; v2.15.1 is a release that builds with
+# the Go in go.mod. `go run` compiles it once (a few minutes) and caches it.
+GORELEASER := go run github.com/goreleaser/goreleaser/v2@v2.15.1
 
 LDFLAGS := -s -w \
 	-X $(CREDS_PKG).Version=$(VERSION) \
@@ -12,10 +18,13 @@ LDFLAGS := -s -w \
 	-X $(CREDS_PKG).Name=$(BINARY) \
 	-X $(CREDS_PKG).Package=$(MODULE)
 
-.PHONY: build test lint bench install clean
+.PHONY: build test lint bench install dist dist-check clean
 
+# Static: no cgo, so the binary runs on any Linux (glibc or musl) and in
+# scratch or distroless images.
 build:
-	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/$(BINARY) ./cmd/$(BINARY)
+	@echo "go build $(BINARY) $(VERSION) -> bin/$(BINARY)$(GOEXE)"
+	@CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/$(BINARY)$(GOEXE) ./cmd/$(BINARY)
 
 # The race detector needs cgo and a C compiler. Where they are missing the
 # tests still run, without it, and say so.
@@ -39,5 +48,16 @@ bench:
 install:
 	./install.sh
 
+# Release archives, .deb/.rpm, checksums, Homebrew cask and Scoop manifest
+# for linux, darwin and windows x amd64, arm64 into dist/, built locally:
+# nothing is published or signed, and nothing but the Go module proxy is
+# needed (no docker, no git remote, no token). See .goreleaser.yaml.
+dist:
+	HELPER_VERSION=$(VERSION) HELPER_REVISION=$(REVISION) $(GORELEASER) release --snapshot --clean --skip=publish,sign
+	@packaging/check-dist.sh
+
+dist-check:
+	HELPER_VERSION=$(VERSION) HELPER_REVISION=$(REVISION) $(GORELEASER) check
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -1,6 +1,7 @@
 #!/bin/sh
 # install.sh: build docker-credential-stackit from source with the local Go,
 # install it, and point Docker's credHelpers at it. Safe to run again.
+# install.sh --uninstall undoes that.
 set -eu
 
 BINARY=docker-credential-stackit
@@ -10,10 +11,11 @@ ME=install.sh
 
 usage() {
 	cat <<'EOF'
-Usage: ./install.sh [--prefix DIR] [--no-configure] [--help]
+Usage: ./install.sh [--prefix DIR] [--no-configure]
+       ./install.sh --uninstall [--prefix DIR] [--purge]
 
-Builds docker-credential-stackit from this checkout with the local Go (the
-same flags as `make build`), installs it and runs
+Builds a static docker-credential-stackit from this checkout with the local
+Go (the same flags and version as `make build`), installs it and runs
 `docker-credential-stackit configure-docker`, which adds credHelpers entries
 to $DOCKER_CONFIG/config.json (default ~/.docker/config.json).
 
@@ -25,6 +27,15 @@ Run it as the user who runs docker, not with sudo.
 Options:
   --prefix DIR     install to DIR/bin instead
   --no-configure   do not touch the Docker config
+  --uninstall      run configure-docker --remove and configure-podman --remove,
+                   then delete the binary from DIR/bin (with --prefix) or from
+                   /usr/local/bin and ~/.local/bin. Keeps the helper's config
+                   (stored logins) and token cache.
+  --purge          with --uninstall: delete those too, from the default places:
+                   ${XDG_CONFIG_HOME:-~/.config}/docker-credential-stackit and
+                   ${XDG_CACHE_HOME:-~/.cache}/docker-credential-stackit
+                   (macOS: ~/Library/Application Support/docker-credential-stackit
+                   and ~/Library/Caches/docker-credential-stackit)
   -h, --help       show this text
 EOF
 }
@@ -39,6 +50,8 @@ say() { echo "$ME: $*"; }
 # --- arguments -------------------------------------------------------------
 prefix=
 configure=1
+uninstall=0
+purge=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--prefix)
@@ -56,6 +69,14 @@ while [ $# -gt 0 ]; do
 		configure=0
 		shift
 		;;
+	--uninstall)
+		uninstall=1
+		shift
+		;;
+	--purge)
+		purge=1
+		shift
+		;;
 	-h | --help)
 		usage
 		exit 0
@@ -69,12 +90,129 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
+[ "$purge" = 0 ] || [ "$uninstall" = 1 ] || die "--purge goes with --uninstall"
+[ "$uninstall" = 0 ] || [ "$configure" = 1 ] || die "--no-configure is for installing; --uninstall always undoes the configuration"
+
 # A relative --prefix means relative to where the user ran us, not to the
 # checkout we are about to cd into.
 case $prefix in
 '' | /*) ;;
 *) prefix=$(pwd)/$prefix ;;
 esac
+
+# The executable suffix: .exe under Git Bash, MSYS2 or Cygwin on Windows.
+exe_suffix() {
+	if command -v go >/dev/null 2>&1 && e=$(cd / && go env GOEXE 2>/dev/null); then
+		echo "$e"
+		return
+	fi
+	case $(uname -s 2>/dev/null) in
+	MINGW* | MSYS* | CYGWIN*) echo .exe ;;
+	*) echo ;;
+	esac
+}
+
+# --- uninstall -------------------------------------------------------------
+# remove_config BINARY COMMAND FILE: run `BINARY COMMAND --remove`,
+# tolerating a helper too old to know --remove; 1 if the entries may remain.
+remove_config() {
+	if out=$("$1" "$2" --remove 2>&1); then
+		[ -z "$out" ] || printf '%s\n' "$out"
+		return 0
+	fi
+	case $out in
+	*"flag provided but not defined"* | *"unknown flag"* | *"unknown option"*)
+		warn "this $BINARY has no '$2 --remove' yet; delete the \"stackit\" entries from credHelpers in $3 by hand"
+		;;
+	*)
+		[ -z "$out" ] || printf '%s\n' "$out" >&2
+		warn "'$2 --remove' failed (see above); delete the \"stackit\" entries from credHelpers in $3 by hand"
+		;;
+	esac
+	return 1
+}
+
+# The helper's default config and cache dirs: the XDG ones, which on macOS
+# are under ~/Library unless XDG_*_HOME is set. These are the defaults only;
+# DOCKER_CREDENTIAL_STACKIT_CONFIG / _CACHE_DIR, --cache-dir and the system
+# paths used without HOME are not looked at.
+default_dirs() {
+	[ -n "${HOME:-}" ] || return 0
+	config_home=$HOME/.config cache_home=$HOME/.cache
+	if [ "$(uname -s 2>/dev/null)" = Darwin ]; then
+		config_home="$HOME/Library/Application Support" cache_home=$HOME/Library/Caches
+	fi
+	case ${XDG_CONFIG_HOME:-} in /*) config_home=$XDG_CONFIG_HOME ;; esac
+	case ${XDG_CACHE_HOME:-} in /*) cache_home=$XDG_CACHE_HOME ;; esac
+	printf '%s\n%s\n' "$config_home/$BINARY" "$cache_home/$BINARY"
+}
+
+# what_is DIR: what the helper keeps in one of the default_dirs.
+what_is() {
+	case $1 in
+	*/.cache/* | */Caches/* | "${XDG_CACHE_HOME:-/nonexistent}"/*) echo "token cache" ;;
+	*) echo "helper config and stored logins" ;;
+	esac
+}
+
+uninstall() {
+	exe=$(exe_suffix)
+	if [ -n "$prefix" ]; then
+		candidates=$prefix/bin/$BINARY$exe
+	else
+		candidates=/usr/local/bin/$BINARY$exe
+		[ -z "${HOME:-}" ] || candidates="$candidates
+$HOME/.local/bin/$BINARY$exe"
+	fi
+	found=0
+	# Newline-separated: paths may hold spaces.
+	old_ifs=$IFS
+	IFS='
+'
+	set -f
+	for target in $candidates; do
+		IFS=$old_ifs
+		[ -f "$target" ] || continue
+		found=1
+		if [ -x "$target" ]; then
+			remove_config "$target" configure-docker "${DOCKER_CONFIG:-~/.docker}/config.json" || :
+			remove_config "$target" configure-podman "podman's auth.json, if any," || :
+		fi
+		rm -f -- "$target" || die "cannot remove $target; run this as the user who installed it"
+		say "removed $target"
+	done
+	IFS=$old_ifs
+	set +f
+	if [ "$found" = 0 ]; then
+		where=$(printf '%s' "$candidates" | tr '\n' ' ')
+		say "nothing to remove: no ${where% }"
+		still=$(command -v "$BINARY" 2>/dev/null || true)
+		[ -z "$still" ] || warn "$still is on PATH; it was not installed here: remove it yourself, or pass its --prefix"
+	fi
+
+	dirs=$(default_dirs)
+	IFS='
+'
+	set -f
+	for dir in $dirs; do
+		IFS=$old_ifs
+		[ -e "$dir" ] || continue
+		if [ "$purge" = 1 ]; then
+			rm -rf -- "$dir" || die "cannot remove $dir"
+			say "removed $dir"
+		else
+			say "kept $dir ($(what_is "$dir"); --purge removes it)"
+		fi
+	done
+	IFS=$old_ifs
+	set +f
+	say "uninstalled."
+}
+
+if [ "$uninstall" = 1 ]; then
+	uninstall
+	exit 0
+fi
 
 # --- work in the checkout --------------------------------------------------
 script_dir=$(dirname -- "$0")
@@ -122,19 +260,16 @@ go[0-9]*)
 esac
 
 # --- build -----------------------------------------------------------------
-say "building $BINARY with $have"
-if command -v make >/dev/null 2>&1; then
-	make build || die "build failed (see above); the first build needs GOPROXY reachable to fetch the module sources"
-else
-	# The same command as `make build`.
-	version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
-	revision=$(git rev-parse HEAD 2>/dev/null || true)
-	ldflags="-s -w -X $CREDS_PKG.Version=$version -X $CREDS_PKG.Revision=$revision"
-	ldflags="$ldflags -X $CREDS_PKG.Name=$BINARY -X $CREDS_PKG.Package=$MODULE"
-	go build -trimpath -ldflags "$ldflags" -o "bin/$BINARY" "./cmd/$BINARY" ||
-		die "build failed (see above); the first build needs GOPROXY reachable to fetch the module sources"
-fi
-built=bin/$BINARY
+exe=$(go env GOEXE)
+version=$(packaging/version.sh version) || die "cannot tell the version (see above)"
+revision=$(packaging/version.sh revision)
+say "building $BINARY $version (static) with $have"
+# The same command as `make build`, without needing make.
+ldflags="-s -w -X $CREDS_PKG.Version=$version -X $CREDS_PKG.Revision=$revision"
+ldflags="$ldflags -X $CREDS_PKG.Name=$BINARY -X $CREDS_PKG.Package=$MODULE"
+CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "bin/$BINARY$exe" "./cmd/$BINARY" ||
+	die "build failed (see above); the first build needs GOPROXY reachable to fetch the module sources"
+built=bin/$BINARY$exe
 [ -x "$built" ] || die "the build did not produce $(pwd)/$built"
 
 # --- install ---------------------------------------------------------------
@@ -150,7 +285,7 @@ else
 	mkdir -p -- "$dest" || die "cannot create $dest; use --prefix DIR"
 	[ -w "$dest" ] || die "$dest is not writable; use --prefix DIR"
 fi
-target=$dest/$BINARY
+target=$dest/$BINARY$exe
 
 if [ -f "$target" ] && cmp -s "$built" "$target" 2>/dev/null; then
 	say "$target is already up to date"
