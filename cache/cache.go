@@ -4,6 +4,12 @@
 // Reads take no lock. A miss takes a sidecar lock file, re-reads, fetches
 // only if still needed and publishes the result by rename, so a reader sees
 // either the old entry or the new one, never a torn write.
+//
+// Nothing in the directory is trusted unless the directory is a real
+// directory of the user's own that no one else can write to, and each
+// entry and lock file is a regular file of the user's own, opened without
+// following links or blocking. Otherwise the cache is not used at all: the
+// token is fetched directly, with one warning that names the fix.
 package cache
 
 import (
@@ -13,16 +19,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/lockfile"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/privdir"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
@@ -54,6 +61,12 @@ type Cache struct {
 	Warnf func(format string, args ...any)
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// Platform decides whether owners and modes are checked (not on
+	// Windows; links are refused everywhere). Zero: platform.Current().
+	Platform platform.Platform
+
+	// warned is set once the untrusted-cache warning has been shown.
+	warned atomic.Bool
 }
 
 // Entry is the on-disk form of a cached token.
@@ -116,12 +129,25 @@ func (s *cachedSource) Token(ctx context.Context) (*tokensource.Token, error) {
 }
 
 // Peek returns the cached entry for identity without locking or fetching,
-// or nil if there is none that decodes.
+// or nil if there is none that decodes or the cache is not trusted (which
+// it warns about, as get does).
 func (c *Cache) Peek(identity string) *Entry {
 	if c.Dir == "" {
 		return nil
 	}
-	e, _ := c.read(FileName(identity))
+	exists, err := c.checkDir()
+	if err != nil {
+		c.warnUntrusted(err)
+		return nil
+	}
+	if !exists {
+		return nil
+	}
+	e, err := c.read(FileName(identity))
+	if isUntrusted(err) {
+		c.warnUntrusted(err)
+		return nil
+	}
 	return e
 }
 
@@ -131,20 +157,33 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 		return tok, Uncached, err
 	}
 	now := c.now()
-	cached, _ := c.read(name)
+	var cached *Entry
+	exists, err := c.checkDir()
+	if err == nil && exists {
+		cached, err = c.read(name)
+	}
+	if isUntrusted(err) {
+		return c.bypass(ctx, src, err)
+	}
 	if tok := cached.token(); tok.Reusable(now) {
 		return tok, Hit, nil
 	}
 
 	if err := c.ensureDir(); err != nil {
+		if errors.Is(err, safefile.ErrUntrusted) {
+			return c.bypass(ctx, src, &untrustedError{subject: "cache dir", path: c.Dir, problem: problemOf(err), fix: fixOf(err)})
+		}
 		c.debugf("cache: %v; fetching without the cache", err)
 		return c.fetchOrStale(ctx, src, cached)
 	}
 	lockPath := filepath.Join(c.Dir, name+lockSuffix)
 	deadline := time.Now().Add(c.lockTimeout())
 	for {
-		unlock, locked, err := lockfile.TryLock(lockPath)
+		unlock, locked, err := lockfile.TryLock(lockPath, lockfile.Private(c.platform()))
 		if err != nil {
+			if uerr := untrustedLock(lockPath, err); uerr != nil {
+				return c.bypass(ctx, src, uerr)
+			}
 			c.debugf("cache: lock %s: %v; fetching without the cache", lockPath, err)
 			return c.fetchOrStale(ctx, src, cached)
 		}
@@ -161,8 +200,11 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 		// which the kernel grants to all waiters the moment the fetcher
 		// lets go, instead of polling.
 		waitStart := time.Now()
-		release, err := lockfile.WaitShared(ctx, lockPath, time.Until(deadline))
+		release, err := lockfile.WaitShared(ctx, lockPath, time.Until(deadline), lockfile.Private(c.platform()))
 		if err != nil {
+			if uerr := untrustedLock(lockPath, err); uerr != nil {
+				return c.bypass(ctx, src, uerr)
+			}
 			if ctx.Err() != nil {
 				// The caller's whole budget is gone: a fetch now could only
 				// fail, and blaming the endpoint would mislead.
@@ -176,8 +218,11 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 			c.debugf("cache: lock %s not released within %s; fetching without the cache", lockPath, c.lockTimeout())
 			return c.fetchOrStale(ctx, src, cached)
 		}
-		cached, _ = c.read(name)
+		cached, err = c.read(name)
 		release()
+		if isUntrusted(err) {
+			return c.bypass(ctx, src, err)
+		}
 		if tok := cached.token(); tok.Reusable(c.now()) {
 			return tok, HitLocked, nil
 		}
@@ -189,6 +234,9 @@ func (c *Cache) get(ctx context.Context, name, description string, src tokensour
 // entry is still stale, publish.
 func (c *Cache) fetchAndStore(ctx context.Context, name, description string, src tokensource.TokenSource) (*tokensource.Token, Result, error) {
 	cached, readErr := c.read(name)
+	if isUntrusted(readErr) {
+		return c.bypass(ctx, src, readErr)
+	}
 	if tok := cached.token(); tok.Reusable(c.now()) {
 		return tok, HitLocked, nil
 	}
@@ -230,11 +278,24 @@ func (c *Cache) fetchOrStale(ctx context.Context, src tokensource.TokenSource, c
 	return nil, Uncached, err
 }
 
+// bypass is the answer when the cache cannot be trusted: warn (once) and
+// fetch directly, with no stale fallback and no store.
+func (c *Cache) bypass(ctx context.Context, src tokensource.TokenSource, why error) (*tokensource.Token, Result, error) {
+	c.warnUntrusted(why)
+	tok, err := src.Token(ctx)
+	return tok, Uncached, err
+}
+
 func (c *Cache) lock(ctx context.Context, name string) (func(), error) {
 	if err := c.ensureDir(); err != nil {
 		return nil, err
 	}
-	return lockfile.Lock(ctx, filepath.Join(c.Dir, name+lockSuffix), c.lockTimeout())
+	path := filepath.Join(c.Dir, name+lockSuffix)
+	unlock, err := lockfile.Lock(ctx, path, c.lockTimeout(), lockfile.Private(c.platform()))
+	if uerr := untrustedLock(path, err); uerr != nil {
+		return nil, uerr
+	}
+	return unlock, err
 }
 
 // ensureDir makes the cache directory a private directory of ours.
@@ -242,31 +303,171 @@ func (c *Cache) ensureDir() error {
 	if !filepath.IsAbs(c.Dir) {
 		return fmt.Errorf("cache dir %q is not an absolute path", c.Dir)
 	}
-	return privdir.Ensure(c.Dir, platform.Current())
+	return privdir.Ensure(c.Dir, c.platform())
 }
 
-func (c *Cache) read(name string) (*Entry, error) {
-	f, err := os.Open(filepath.Join(c.Dir, name+entrySuffix))
-	if err != nil {
-		return nil, err
+// checkDir is the read path's check of the directory, one Lstat: it must
+// be a real directory (not a link), owned by the effective user and not
+// writable by group or others, or nothing in it is trusted. A mode that
+// is merely readable by others is tightened, since the directory is ours;
+// if that fails the check fails. A missing or unusable directory is not
+// an error here (exists is false): there is nothing to read, and the
+// write path says what is wrong.
+func (c *Cache) checkDir() (exists bool, err error) {
+	if !filepath.IsAbs(c.Dir) {
+		return false, nil
 	}
-	defer f.Close()
+	fi, err := os.Lstat(c.Dir)
+	if err != nil {
+		return false, nil
+	}
+	untrusted := func(problem, fix string) (bool, error) {
+		return false, &untrustedError{subject: "cache dir", path: c.Dir, problem: problem, fix: fix}
+	}
+	quoted := safefile.ShellQuote(c.Dir)
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return untrusted("is a symbolic link", "replace it with a directory of your own, or set DOCKER_CREDENTIAL_STACKIT_CACHE_DIR to one")
+	}
+	if !fi.IsDir() {
+		return false, nil
+	}
+	p := c.platform()
+	if !p.UnixPermissions() {
+		return true, nil
+	}
+	if euid, owner := p.Euid(), p.FileOwner(fi); owner >= 0 && owner != euid {
+		return untrusted(fmt.Sprintf("is owned by uid %d, not you (uid %d)", owner, euid),
+			"use a directory of your own with DOCKER_CREDENTIAL_STACKIT_CACHE_DIR")
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o022 != 0 {
+		who := "others"
+		if perm&0o002 == 0 {
+			who = "its group"
+		}
+		return untrusted(fmt.Sprintf("is writable by %s (mode %04o)", who, perm), "run: chmod 700 "+quoted)
+	}
 	// Entries hold bearer tokens: a copy or restore that loosened the mode
-	// of the file or the directory is tightened on sight (one stat).
-	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		_ = f.Chmod(0o600)
+	// is tightened on sight.
+	if perm != 0o700 {
+		if err := os.Chmod(c.Dir, 0o700); err != nil {
+			return untrusted(fmt.Sprintf("has mode %04o and could not be made private (%s)", perm, safefile.DescribeFileError(err)), "run: chmod 700 "+quoted)
+		}
 	}
-	if di, err := os.Stat(c.Dir); err == nil && di.Mode().Perm() != 0o700 {
-		_ = os.Chmod(c.Dir, 0o700)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxEntrySize+1))
+	return true, nil
+}
+
+// read reads and decodes the entry name. A missing entry matches
+// fs.ErrNotExist; an entry that must not be trusted (a link, a FIFO or
+// other non-regular file, a file of another user) is an *untrustedError.
+func (c *Cache) read(name string) (*Entry, error) {
+	path := filepath.Join(c.Dir, name+entrySuffix)
+	p := c.platform()
+	data, fi, err := safefile.ReadFileNoFollow(path, p)
 	if err != nil {
+		// A directory in the entry's place can neither hand out a token
+		// nor hang a read: it is an unusable entry, which the write that
+		// follows reports. Links, FIFOs, devices and sockets are refused.
+		if errors.Is(err, safefile.ErrNotRegular) && !isDir(path) {
+			return nil, untrustedFile("cache entry", path, err)
+		}
 		return nil, err
+	}
+	if p.UnixPermissions() {
+		if euid, owner := p.Euid(), p.FileOwner(fi); owner >= 0 && owner != euid {
+			return nil, &untrustedError{subject: "cache entry", path: path,
+				problem: fmt.Sprintf("is owned by uid %d, not you (uid %d)", owner, euid), fix: "remove it: rm " + safefile.ShellQuote(path)}
+		}
+		// A copy or restore that loosened the mode is tightened on sight.
+		// The file was just opened without following links in a directory
+		// no one else can write to, so the path still names it.
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(path, 0o600); err != nil {
+				return nil, &untrustedError{subject: "cache entry", path: path,
+					problem: fmt.Sprintf("has mode %04o and could not be made private (%s)", perm, safefile.DescribeFileError(err)), fix: "run: chmod 600 " + safefile.ShellQuote(path)}
+			}
+		}
 	}
 	if len(data) > maxEntrySize {
 		return nil, errors.New("entry larger than 64 KiB")
 	}
 	return DecodeEntry(data)
+}
+
+func isDir(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.IsDir()
+}
+
+// untrustedError says why the cache is not used, with the fix, in one line.
+type untrustedError struct {
+	subject, path, problem, fix string
+}
+
+func (e *untrustedError) Error() string {
+	what := "so the cache is not used"
+	if e.subject == "cache dir" {
+		what = "so it is not used"
+	}
+	s := e.subject + " " + e.path + " " + e.problem + ", " + what
+	if e.fix != "" {
+		s += "; " + e.fix
+	}
+	return s
+}
+
+// Unwrap makes it match safefile.ErrUntrusted.
+func (e *untrustedError) Unwrap() error { return safefile.ErrUntrusted }
+
+func isUntrusted(err error) bool {
+	var u *untrustedError
+	return errors.As(err, &u)
+}
+
+// untrustedFile words a refusal from safefile or lockfile.
+func untrustedFile(subject, path string, err error) error {
+	return &untrustedError{subject: subject, path: path, problem: problemOf(err), fix: "remove it: rm " + safefile.ShellQuote(path)}
+}
+
+// untrustedLock returns the refusal for a lock file that is not a regular
+// file of ours, or nil if err is no such refusal.
+func untrustedLock(path string, err error) error {
+	if errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrUntrusted) {
+		return untrustedFile("cache lock file", path, err)
+	}
+	return nil
+}
+
+func problemOf(err error) string {
+	var e *safefile.Error
+	if errors.As(err, &e) && e.Problem != "" {
+		return e.Problem
+	}
+	return err.Error()
+}
+
+func fixOf(err error) string {
+	var e *safefile.Error
+	if errors.As(err, &e) {
+		return e.Fix
+	}
+	return ""
+}
+
+// warnUntrusted shows why the cache is not used, once per Cache.
+func (c *Cache) warnUntrusted(err error) {
+	if c.warned.CompareAndSwap(false, true) {
+		c.warnf("%v", err)
+	} else {
+		c.debugf("cache: %v", err)
+	}
+}
+
+func (c *Cache) platform() platform.Platform {
+	if c.Platform.GOOS == "" {
+		return platform.Current()
+	}
+	return c.Platform
 }
 
 // maxEntrySize bounds an entry read; real ones are well under 4 KiB.
@@ -318,15 +519,33 @@ func (c *Cache) Drop(ctx context.Context, identity string) error {
 	if c.Dir == "" {
 		return nil
 	}
+	if _, err := c.checkDir(); err != nil {
+		c.warnUntrusted(err)
+		return err
+	}
 	name := FileName(identity)
 	unlock, err := c.lock(ctx, name)
 	if err != nil {
+		if isUntrusted(err) {
+			c.warnUntrusted(err)
+		}
 		return err
 	}
 	defer unlock()
 	err = os.Remove(filepath.Join(c.Dir, name+entrySuffix))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	// A writer killed between writing its temp file and renaming it
+	// leaves the token in the temp file. Under the lock no writer of this
+	// entry is running, so every one of them is a leftover.
+	if dirents, err := os.ReadDir(c.Dir); err == nil {
+		prefix := atomicfile.TempPrefix + name + entrySuffix + "-"
+		for _, d := range dirents {
+			if strings.HasPrefix(d.Name(), prefix) {
+				_ = os.Remove(filepath.Join(c.Dir, d.Name()))
+			}
+		}
 	}
 	return nil
 }
@@ -349,7 +568,8 @@ func (c *Cache) prune(keep string) {
 				_ = os.Remove(path)
 			}
 		case strings.HasSuffix(n, entrySuffix) && n != keep+entrySuffix:
-			data, err := os.ReadFile(path)
+			// Never follow a link or block on a FIFO, even to tidy up.
+			data, _, err := safefile.ReadFileNoFollow(path, c.platform())
 			if err != nil {
 				continue
 			}

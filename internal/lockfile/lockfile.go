@@ -39,9 +39,12 @@ func (e *HeldError) Unwrap() error { return ErrHeld }
 // Lock takes the exclusive lock on path, creating the file 0600 if needed,
 // waiting at most wait (wait <= 0: one try). It returns a *HeldError if the
 // lock stays held, and ctx's error, wrapped, if ctx ends first. unlock is
-// safe to call more than once.
-func Lock(ctx context.Context, path string, wait time.Duration) (unlock func(), err error) {
-	fl := newFlock(path)
+// safe to call more than once. Options such as Private apply to the file.
+func Lock(ctx context.Context, path string, wait time.Duration, opts ...Option) (unlock func(), err error) {
+	fl, checked, err := newLock(path, opts)
+	if err != nil {
+		return nil, err
+	}
 	var ok bool
 	if wait <= 0 {
 		if err := ctx.Err(); err != nil {
@@ -54,6 +57,9 @@ func Lock(ctx context.Context, path string, wait time.Duration) (unlock func(), 
 		cancel()
 	}
 	if ok {
+		if err := verify(fl, path, checked); err != nil {
+			return nil, err
+		}
 		return release(fl), nil
 	}
 	_ = fl.Close()
@@ -68,8 +74,11 @@ func Lock(ctx context.Context, path string, wait time.Duration) (unlock func(), 
 
 // TryLock takes the exclusive lock on path if it is free, without waiting.
 // ok is false, with a nil error, when another process holds it.
-func TryLock(path string) (unlock func(), ok bool, err error) {
-	fl := newFlock(path)
+func TryLock(path string, opts ...Option) (unlock func(), ok bool, err error) {
+	fl, checked, err := newLock(path, opts)
+	if err != nil {
+		return nil, false, err
+	}
 	ok, err = fl.TryLock()
 	if err != nil {
 		_ = fl.Close()
@@ -78,6 +87,9 @@ func TryLock(path string) (unlock func(), ok bool, err error) {
 	if !ok {
 		_ = fl.Close()
 		return nil, false, nil
+	}
+	if err := verify(fl, path, checked); err != nil {
+		return nil, false, err
 	}
 	return release(fl), true, nil
 }
@@ -90,8 +102,11 @@ func TryLock(path string) (unlock func(), ok bool, err error) {
 // The blocking request cannot be withdrawn. On timeout or cancellation it
 // is left to a goroutine that releases the lock and closes the file if it
 // is granted later, so a long-lived process never keeps a stray lock.
-func WaitShared(ctx context.Context, path string, wait time.Duration) (unlock func(), err error) {
-	fl := newFlock(path)
+func WaitShared(ctx context.Context, path string, wait time.Duration, opts ...Option) (unlock func(), err error) {
+	fl, checked, err := newLock(path, opts)
+	if err != nil {
+		return nil, err
+	}
 	granted := make(chan error, 1)
 	go func() { granted <- fl.RLock() }()
 	timer := time.NewTimer(max(wait, 0))
@@ -101,6 +116,9 @@ func WaitShared(ctx context.Context, path string, wait time.Duration) (unlock fu
 		if err != nil {
 			_ = fl.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if err := verify(fl, path, checked); err != nil {
+			return nil, err
 		}
 		return release(fl), nil
 	case <-timer.C:
@@ -115,10 +133,6 @@ func WaitShared(ctx context.Context, path string, wait time.Duration) (unlock fu
 		_ = fl.Close()
 	}()
 	return nil, err
-}
-
-func newFlock(path string) *flock.Flock {
-	return flock.New(path, flock.SetPermissions(0o600))
 }
 
 func release(fl *flock.Flock) func() {
