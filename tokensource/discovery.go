@@ -34,10 +34,6 @@ const (
 // DefaultTokenEndpoint is used when neither the environment nor the key names one.
 const DefaultTokenEndpoint = "https://service-account.api.stackit.cloud/token"
 
-// maxFileSize bounds every file we read, so a path pointing at /dev/zero or
-// a huge log fails fast instead of eating memory.
-const maxFileSize = 1 << 20
-
 // ErrNoCredentials means no credential source is configured at all, as
 // opposed to a configured source that is broken.
 var ErrNoCredentials = problem.New("no STACKIT service account key configured",
