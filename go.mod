@@ -8,11 +8,13 @@ require (
 	github.com/gofrs/flock v0.13.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/go-containerregistry v0.22.1
+	github.com/stackitcloud/stackit-sdk-go/core v0.27.1
 	github.com/stretchr/testify v1.12.1
 )
 
 require (
 	github.com/docker/cli v29.7.2+incompatible // indirect
+	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.19.2 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect

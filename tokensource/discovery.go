@@ -1,6 +1,7 @@
 package tokensource
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
@@ -24,14 +26,13 @@ const (
 	EnvPrivateKey            = "STACKIT_PRIVATE_KEY"
 	EnvCredentialsPath       = "STACKIT_CREDENTIALS_PATH"
 	EnvTokenBaseURL          = "STACKIT_TOKEN_BASEURL"
+	// EnvServiceAccountToken is the retired long-lived token: read only to
+	// say that it is no longer used.
+	EnvServiceAccountToken = "STACKIT_SERVICE_ACCOUNT_TOKEN"
 )
 
 // DefaultTokenEndpoint is used when neither the environment nor the key names one.
 const DefaultTokenEndpoint = "https://service-account.api.stackit.cloud/token"
-
-// maxFileSize bounds every file we read, so a path pointing at /dev/zero or
-// a huge log fails fast instead of eating memory.
-const maxFileSize = 1 << 20
 
 // ErrNoCredentials means no credential source is configured at all, as
 // opposed to a configured source that is broken.
@@ -53,19 +54,26 @@ type setting struct {
 }
 
 // lookup walks the SDK's discovery order lazily: the credentials file is
-// read only when the environment does not already answer.
+// read only when the environment does not already answer. Token calls may
+// share one lookup, so the file is read under a lock, once.
 type lookup struct {
-	env       Env
-	homeDir   func() (string, error)
+	env     Env
+	homeDir func() (string, error)
+
+	mu        sync.Mutex
 	credsRead bool
-	creds     map[string]string
+	creds     credentialsFile
 	credsPath string
 	credsErr  error
+	// credsMissing marks an explicitly named file that does not exist.
+	credsMissing bool
 }
 
 func (l *lookup) credentialsFile() (map[string]string, string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.credsRead {
-		return l.creds, l.credsPath, l.credsErr
+		return l.creds.values, l.credsPath, l.credsErr
 	}
 	l.credsRead = true
 	path, explicit := l.env(EnvCredentialsPath), true
@@ -89,14 +97,72 @@ func (l *lookup) credentialsFile() (map[string]string, string, error) {
 		if !explicit && errors.Is(err, fs.ErrNotExist) {
 			return nil, path, nil
 		}
+		l.credsMissing = explicit && errors.Is(err, fs.ErrNotExist)
 		l.credsErr = fmt.Errorf("read STACKIT credentials file %s: %s (fix or unset %s)", path, describeFileError(err), EnvCredentialsPath)
 		return nil, path, l.credsErr
 	}
-	l.creds, l.credsErr = ParseCredentialsFile(data)
+	l.creds, l.credsErr = parseCredentialsFile(data)
 	if l.credsErr != nil {
 		l.credsErr = fmt.Errorf("read STACKIT credentials file %s: %w", path, l.credsErr)
 	}
-	return l.creds, path, l.credsErr
+	return l.creds.values, path, l.credsErr
+}
+
+// fileWarnings are the warnings about the credentials file's names, once
+// it has been read; nil when it was not needed.
+func (l *lookup) fileWarnings() []Warning {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.credsRead {
+		return nil
+	}
+	var out []Warning
+	for _, n := range l.creds.names {
+		out = append(out, Warning{Message: "STACKIT credentials file " + l.credsPath + ": " + n, OnceADay: "credsname\x00" + l.credsPath + "\x00" + n})
+	}
+	return out
+}
+
+// fileWasRead reports whether the credentials file has been looked at.
+func (l *lookup) fileWasRead() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.credsRead
+}
+
+// missingExplicitFile reports whether STACKIT_CREDENTIALS_PATH names a
+// file that does not exist: unlike the SDK, that is never skipped.
+func (l *lookup) missingExplicitFile() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.credsMissing
+}
+
+// noCredentials is ErrNoCredentials, explained when the user set something
+// that looks like credentials but is not used: the retired long-lived
+// token, or a misspelt name in the credentials file.
+func (l *lookup) noCredentials() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	where := ""
+	switch {
+	case l.env(EnvServiceAccountToken) != "":
+		where = EnvServiceAccountToken + " is set"
+	case l.creds.legacyToken:
+		where = EnvServiceAccountToken + " is set in " + l.credsPath
+	}
+	if where != "" {
+		return problem.Wrap(ErrNoCredentials,
+			"no STACKIT service account key configured; "+where+", but STACKIT retired long-lived service account tokens in December 2025, so it is not used",
+			"create a service account key and set "+EnvServiceAccountKeyPath+" to it, or use workload identity federation ("+EnvServiceAccountEmail+" and a federated token file)")
+	}
+	if len(l.creds.keyNames) > 0 {
+		n := l.creds.keyNames[0]
+		return problem.Wrap(ErrNoCredentials,
+			fmt.Sprintf("no STACKIT service account key configured; the STACKIT credentials file %s has %q, a name the STACKIT SDK does not read: did you mean %s?", l.credsPath, n[0], n[1]),
+			"rename it to "+n[1])
+	}
+	return ErrNoCredentials
 }
 
 // UserHomeDir is os.UserHomeDir read through env, so that tests and the
@@ -116,30 +182,141 @@ func UserHomeDir(env Env, goos string) string {
 // object whose keys are the SDK's environment variable names. Values of
 // keys we do not use may have any type.
 func ParseCredentialsFile(data []byte) (map[string]string, error) {
+	f, err := parseCredentialsFile(data)
+	return f.values, err
+}
+
+// credentialsFile is what the credentials file holds for us.
+type credentialsFile struct {
+	values map[string]string
+	// legacyToken: STACKIT_SERVICE_ACCOUNT_TOKEN is set, which is retired.
+	legacyToken bool
+	// names says what is wrong with names in the file, one line each.
+	names []string
+	// keyNames are unknown names that look like the key's own two, each
+	// with the name it was probably meant to be.
+	keyNames [][2]string
+}
+
+// credentialsFileNames are the names the SDK reads from the file (its
+// Credentials struct); the last two we deliberately do not use.
+var credentialsFileNames = []string{EnvServiceAccountKeyPath, EnvServiceAccountKey, EnvPrivateKeyPath, EnvPrivateKey, EnvServiceAccountEmail, EnvServiceAccountToken}
+
+func parseCredentialsFile(data []byte) (credentialsFile, error) {
+	var f credentialsFile
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("not a JSON object (%s); expected {\"%s\": \"/path/key.json\"}", safefile.DescribeJSONError(data, err), EnvServiceAccountKeyPath)
+		return f, fmt.Errorf("not a JSON object (%s); expected {\"%s\": \"/path/key.json\"}", safefile.DescribeJSONError(data, err), EnvServiceAccountKeyPath)
 	}
-	values := make(map[string]string, 4)
-	for _, name := range []string{EnvServiceAccountKeyPath, EnvServiceAccountKey, EnvPrivateKeyPath, EnvPrivateKey} {
-		v, ok := raw[name]
-		if !ok || string(v) == "null" {
+	f.values = make(map[string]string, 4)
+	// The SDK decodes the file with encoding/json into a struct, so a name
+	// matches in any case, and of several spellings the last one wins:
+	// walk the names in file order.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	_, _ = dec.Token()
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			break
+		}
+		name, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			break
+		}
+		canonical := ""
+		for _, known := range credentialsFileNames {
+			if name == known {
+				canonical = known
+				break
+			}
+			if canonical == "" && strings.EqualFold(name, known) {
+				canonical = known
+			}
+		}
+		if canonical == "" {
+			f.noteUnknown(name)
+			continue
+		}
+		if canonical != name {
+			f.names = append(f.names, fmt.Sprintf("%q is read as %s, as the STACKIT SDK matches names in any case; write it as %s", name, canonical, canonical))
+		}
+		if string(v) == "null" {
 			continue
 		}
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
-			if name == EnvServiceAccountKey && len(v) > 0 && v[0] == '{' {
+			switch {
+			case canonical == EnvServiceAccountKey && len(v) > 0 && v[0] == '{':
 				// The SDK file sometimes embeds the key as an object.
 				s = string(v)
-			} else {
-				return nil, fmt.Errorf("%s must be a string", name)
+			case canonical == EnvServiceAccountEmail || canonical == EnvServiceAccountToken:
+				// Names we never read cannot break the login.
+				continue
+			default:
+				return credentialsFile{}, fmt.Errorf("%s must be a string", canonical)
 			}
 		}
-		if s != "" {
-			values[name] = s
+		switch {
+		case canonical == EnvServiceAccountToken:
+			f.legacyToken = s != ""
+		case canonical == EnvServiceAccountEmail:
+		case s != "":
+			f.values[canonical] = s
+		default:
+			delete(f.values, canonical)
 		}
 	}
-	return values, nil
+	return f, nil
+}
+
+// noteUnknown records a name the SDK does not read, with the SDK name it
+// was probably meant to be.
+func (f *credentialsFile) noteUnknown(name string) {
+	best, bestDistance := "", 3
+	for _, known := range credentialsFileNames {
+		if d := editDistance(strings.ToUpper(name), known, bestDistance); d < bestDistance {
+			best, bestDistance = known, d
+		}
+	}
+	if best == "" {
+		f.names = append(f.names, fmt.Sprintf("unknown name %q is ignored; the names it may hold are %s", name, strings.Join(credentialsFileNames[:4], ", ")))
+		return
+	}
+	f.names = append(f.names, fmt.Sprintf("unknown name %q is ignored; did you mean %s?", name, best))
+	if best == EnvServiceAccountKeyPath || best == EnvServiceAccountKey {
+		f.keyNames = append(f.keyNames, [2]string{name, best})
+	}
+}
+
+// editDistance is the Levenshtein distance of a and b, or limit when it is
+// limit or more.
+func editDistance(a, b string, limit int) int {
+	if d := len(a) - len(b); d >= limit || -d >= limit {
+		return limit
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin >= limit {
+			return limit
+		}
+		prev, cur = cur, prev
+	}
+	return min(prev[len(b)], limit)
 }
 
 // first returns the first set value among the overrides, the environment

@@ -43,6 +43,9 @@ type KeyFlow struct {
 	privateKeyOverride setting
 	lookup             *lookup
 	overrides          Overrides
+	// credsWarned: discovery already read the credentials file and put its
+	// warnings in Warnings.
+	credsWarned bool
 }
 
 // newKeyFlow discovers the service account key: the overrides first, then
@@ -58,9 +61,12 @@ func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*KeyF
 		return nil, err
 	}
 	if keySetting.value == "" {
-		return nil, ErrNoCredentials
+		return nil, l.noCredentials()
 	}
-	var warnings []Warning
+	// Names in the credentials file that are misspelt or in another case
+	// are worth a warning once the file was needed.
+	warnings := l.fileWarnings()
+	credsWarned := l.fileWasRead()
 	data, err := keySetting.load("service account key", keySetting.fixHint(o, "serviceAccountKeyPath", "set "+EnvServiceAccountKeyPath+" to the key JSON STACKIT issued"),
 		func(w Warning) { warnings = append(warnings, w) })
 	if err != nil {
@@ -77,7 +83,7 @@ func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*KeyF
 		return nil, fmt.Errorf("read %s: %w", where, err)
 	}
 
-	k := &KeyFlow{Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings}
+	k := &KeyFlow{Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings, credsWarned: credsWarned}
 	switch {
 	case o.TokenEndpoint != "":
 		k.Endpoint, k.EndpointSource = o.TokenEndpoint, o.field("tokenEndpoint")
@@ -151,7 +157,16 @@ func (k *KeyFlow) now() time.Time {
 // privateKey finds and parses the private key, and says where it came
 // from and what the user should fix about it. It changes nothing in k, so
 // concurrent Token calls are safe.
+//
+// As in the STACKIT SDK, an override that cannot be read (a private key
+// path that is missing, empty or not a file, or a credentials file that
+// does not parse) counts as no override when the key embeds its private
+// key: the embedded key is used, and one warning names what was ignored.
+// An override that reads but does not parse stays an error, as in the SDK.
 func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, []Warning, error) {
+	var warnings []Warning
+	warn := func(w Warning) { warnings = append(warnings, w) }
+	embedded := setting{value: k.Key.Credentials.PrivateKey, source: "credentials.privateKey in the key"}
 	s := k.privateKeyOverride
 	if s.value == "" {
 		l := k.lookup
@@ -161,18 +176,31 @@ func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, []Warning, error) {
 		var err error
 		s, err = l.first(setting{}, EnvPrivateKeyPath, EnvPrivateKey)
 		if err != nil {
-			return nil, s, nil, err
+			// An explicitly named credentials file that is missing is an
+			// error even here (a deliberate difference from the SDK).
+			if embedded.value == "" || l.missingExplicitFile() {
+				return nil, s, nil, err
+			}
+			warn(Warning{
+				Message:  problem.OneLine(err) + "; ignored it for the private key, as the STACKIT SDK does, and used the private key embedded in the service account key",
+				OnceADay: "privkey-creds\x00" + k.KeySource,
+			})
+			s = setting{}
+		} else if !k.credsWarned {
+			warnings = append(warnings, l.fileWarnings()...)
 		}
 	}
 	if s.value == "" {
-		if k.Key.Credentials.PrivateKey == "" {
+		if embedded.value == "" {
 			return nil, s, nil, fmt.Errorf("the service account key from %s has no embedded private key; set %s to the PEM file you created the key with", k.KeySource, EnvPrivateKeyPath)
 		}
-		s = setting{value: k.Key.Credentials.PrivateKey, source: "credentials.privateKey in the key"}
+		s = embedded
 	}
-	var warnings []Warning
-	data, err := s.load("private key", s.fixHint(k.overrides, "privateKeyPath", "set "+EnvPrivateKeyPath+" to the PEM private key"),
-		func(w Warning) { warnings = append(warnings, w) })
+	data, err := s.load("private key", s.fixHint(k.overrides, "privateKeyPath", "set "+EnvPrivateKeyPath+" to the PEM private key"), warn)
+	if s.isPath && embedded.value != "" && (err != nil || len(data) == 0) {
+		warn(ignoredPrivateKeyPath(s, err, k.overrides))
+		s, data, err = embedded, []byte(embedded.value), nil
+	}
 	if err != nil {
 		return nil, s, nil, err
 	}
@@ -184,6 +212,32 @@ func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, []Warning, error) {
 		return nil, s, nil, fmt.Errorf("read private key from %s: %w", s.source, err)
 	}
 	return priv, s, warnings, nil
+}
+
+// ignoredPrivateKeyPath is the one warning for a private key path that
+// could not be read and was skipped for the embedded key. It names the
+// path unless the value is secret content pasted into it.
+func ignoredPrivateKeyPath(s setting, err error, o Overrides) Warning {
+	name, why := s.source, "is empty"
+	if LooksLikePath(s.value) {
+		name += " (" + s.value + ")"
+	}
+	var p *problem.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &p) && p.Err != nil:
+		why = describeFileError(p.Err)
+	default:
+		why = "holds what looks like secret content, not a file path"
+	}
+	fix := "fix or unset " + s.source
+	if s.fromOverride {
+		fix = "fix privateKeyPath for this registry in " + o.origin()
+	}
+	return Warning{
+		Message:  fmt.Sprintf("%s: %s; ignored it, as the STACKIT SDK does, and used the private key embedded in the service account key; %s", name, why, fix),
+		OnceADay: "privkey-path\x00" + s.source + "\x00" + name,
+	}
 }
 
 // SignAssertion builds the RS512 JWT the token endpoint expects.
