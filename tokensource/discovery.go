@@ -101,6 +101,12 @@ func (l *lookup) credentialsFile() (map[string]string, string, error) {
 		l.credsErr = fmt.Errorf("read STACKIT credentials file %s: %s (fix or unset %s)", path, describeFileError(err), EnvCredentialsPath)
 		return nil, path, l.credsErr
 	}
+	// The file names the key and private key to sign with: one that
+	// others can write could point us at their account, as ssh refuses.
+	if err := safefile.CheckTrusted(path, platform.Current()); err != nil {
+		l.credsErr = fmt.Errorf("STACKIT credentials file: %w", err)
+		return nil, path, l.credsErr
+	}
 	l.creds, l.credsErr = parseCredentialsFile(data)
 	if l.credsErr != nil {
 		l.credsErr = fmt.Errorf("read STACKIT credentials file %s: %w", path, l.credsErr)

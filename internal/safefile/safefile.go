@@ -55,6 +55,10 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the kind or the OS error.
+// HowToFix returns the fix, so that callers (doctor) can print it on its
+// own line without parsing the message.
+func (e *Error) HowToFix() string { return e.Fix }
+
 func (e *Error) Unwrap() error { return e.Err }
 
 // ReadFile reads a small regular file, following symbolic links (users
