@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,9 @@ import (
 
 // RetryPolicy bounds how long and how often a failed token request is
 // repeated. Only transient failures are retried: 5xx, 429 and network
-// errors. A 400 or 401 will not fix itself, so it comes back at once.
+// failures (connection refused or reset, timeouts). A 400 or 401, a
+// redirect, a malformed answer, an untrusted certificate or a host name
+// that does not resolve will not fix itself, so it comes back at once.
 type RetryPolicy struct {
 	// Budget is the total time spent retrying after the first attempt;
 	// zero disables retries.
@@ -104,10 +107,20 @@ func retryDelay(err error, backoff time.Duration) (time.Duration, bool) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return 0, false
 	}
-	var netErr net.Error
-	var unreachable *unreachableError
-	if errors.As(err, &unreachable) || errors.As(err, &netErr) {
-		return jitter(backoff), true
+	var t interface{ Transient() bool }
+	if errors.As(err, &t) {
+		if t.Transient() {
+			return jitter(backoff), true
+		}
+		return 0, false
+	}
+	// A bare transport error from elsewhere: the same rules as exchange's.
+	var urlErr *url.Error
+	var opErr *net.OpError
+	if errors.As(err, &urlErr) || errors.As(err, &opErr) {
+		if k := classifyTransport(err); k == kindNetwork || k == kindTimeout {
+			return jitter(backoff), true
+		}
 	}
 	return 0, false
 }
