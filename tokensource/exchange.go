@@ -157,18 +157,48 @@ func formSecretValues(form url.Values) []string {
 	return secrets
 }
 
-// redirectError is a redirect the client refused to follow. Its text shows
-// the target as scheme://host/path only: a hostile endpoint can put the
+// redirectError is a redirect that was not followed. Its text shows the
+// target as scheme://host/path only: a hostile endpoint can put the
 // request's secrets into the query.
-type redirectError struct{ target *url.URL }
+type redirectError struct {
+	// target is the resolved target; nil when location does not parse.
+	target   *url.URL
+	location string
+}
 
-func (e *redirectError) Error() string {
-	var none *redact.Secrets
-	return "redirected to " + none.RedirectTarget(e.target)
+func (e *redirectError) Error() string { return "redirected to " + e.describe(nil) }
+
+// describe shows the target, scrubbed of secrets.
+func (e *redirectError) describe(secrets *redact.Secrets) string {
+	if e.target != nil {
+		return secrets.RedirectTarget(e.target)
+	}
+	return secrets.RedirectLocation(e.location)
 }
 
 func refuseRedirect(req *http.Request, _ []*http.Request) error {
 	return &redirectError{target: req.URL}
+}
+
+// stopRedirects hands a redirect back as an error before http.Client can
+// follow it (307 and 308 would resend the assertion to the target) or
+// quote an unparseable Location in its own error.
+type stopRedirects struct{ next http.RoundTripper }
+
+func (s stopRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(req)
+	if err != nil || resp.StatusCode < 300 || resp.StatusCode > 399 {
+		return resp, err
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return resp, nil
+	}
+	_ = resp.Body.Close()
+	if u, err := req.URL.Parse(loc); err == nil {
+		return nil, &redirectError{target: u}
+	}
+	return nil, &redirectError{location: loc}
 }
 
 // rejectedError is a non-200 answer from a token endpoint.
@@ -334,19 +364,20 @@ func exchange(ctx context.Context, client *http.Client, endpoint string, form ur
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "docker-credential-stackit")
-	// Whatever client the caller passed, a redirect is never followed: the
-	// target would get the assertion (307 and 308 resend the body).
+	// Whatever client the caller passed, a redirect is never followed.
 	noRedirects := *client
+	transport := noRedirects.Transport
+	if transport == nil {
+		transport = http.DefaultTransport
+	}
+	noRedirects.Transport = stopRedirects{next: transport}
 	noRedirects.CheckRedirect = refuseRedirect
 	resp, err := noRedirects.Do(req)
 	if err != nil {
 		var redirect *redirectError
 		switch {
 		case errors.As(err, &redirect):
-			return nil, redirected(endpoint, secrets.RedirectTarget(redirect.target), hints)
-		case resp != nil && resp.StatusCode >= 300 && resp.StatusCode < 400:
-			// The Location did not parse; Go's error quotes it whole.
-			return nil, redirected(endpoint, secrets.RedirectLocation(resp.Header.Get("Location")), hints)
+			return nil, redirected(endpoint, redirect.describe(secrets), hints)
 		case ctx.Err() != nil:
 			return nil, problem.New(fmt.Sprintf("token endpoint %s did not answer in time", endpoint), "check the network, HTTPS_PROXY and "+hints.endpointVar)
 		}

@@ -89,8 +89,8 @@ func (r *retrying) Token(ctx context.Context) (*Token, error) {
 			return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
 		}
 		debugf("token request attempt %d failed (%s); retrying in %s", attempt, class, wait.Round(time.Millisecond))
-		if err := sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		if serr := sleep(ctx, wait); serr != nil {
+			return nil, fmt.Errorf("%w (gave up after %d attempts: %w)", err, attempt, serr)
 		}
 		delay = min(delay*2, p.MaxDelay)
 	}
