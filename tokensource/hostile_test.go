@@ -9,6 +9,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,11 +53,11 @@ func (h *hostileEndpoint) sent() []string {
 }
 
 // requireNoAssertion fails if out shows any of the assertions whole or any
-// 40 characters of their signatures, also once white space is taken out.
+// 40 characters of their signatures, also once white space is taken out and escapes are decoded.
 func requireNoAssertion(t *testing.T, what, out string, assertions []string) {
 	t.Helper()
 	require.NotEmpty(t, assertions, "the endpoint captured no assertion to look for")
-	for _, view := range []string{out, strings.Join(strings.Fields(out), "")} {
+	for _, view := range []string{out, strings.Join(strings.Fields(out), ""), unescaped(out)} {
 		for _, a := range assertions {
 			require.NotContains(t, view, a, "%s shows the whole assertion", what)
 			sig := a[strings.LastIndexByte(a, '.')+1:]
@@ -405,4 +406,30 @@ func TestGitHubRunnerCannotGetItsRequestTokenIntoAnError(t *testing.T) {
 			assert.NotContains(t, err.Error(), "?t=")
 		})
 	}
+}
+
+// unescaped decodes %XX and \uXXXX escapes and drops white space, so that
+// an echo the server encoded is found too.
+func unescaped(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '%' && i+2 < len(s):
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		case s[i] == '\\' && i+5 < len(s) && s[i+1] == 'u':
+			if v, err := strconv.ParseUint(s[i+2:i+6], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 5
+				continue
+			}
+		case s[i] <= ' ':
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
