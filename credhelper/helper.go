@@ -339,7 +339,9 @@ func (h *Helper) PodCredential(ctx context.Context, serverURL, email, emailSourc
 func (h *Helper) mint(ctx context.Context, host string, flow *tokensource.Flow, start time.Time) (*Credential, error) {
 	src := tokensource.TokenSource(flow)
 	if !flow.Static {
-		src = tokensource.WithRetry(flow, h.settings.Retry)
+		retry := h.settings.Retry
+		retry.Debugf = h.debugf
+		src = tokensource.WithRetry(flow, retry)
 	}
 	var (
 		tok    *tokensource.Token

@@ -2,6 +2,7 @@ package tokensource
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -11,13 +12,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
 
-	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
-
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/redact"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 )
 
 // Network timeouts. Together with the lock wait they keep one `get` well
@@ -44,7 +46,7 @@ func NewHTTPClient() *http.Client {
 		Transport: t,
 		Timeout:   requestTimeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			return &redirectError{target: req.URL.Redacted()}
+			return refuseRedirect(req, via)
 		},
 	}
 }
@@ -117,6 +119,11 @@ func isLoopback(host string) bool {
 type flowHints struct {
 	// endpointVar is the variable that overrides the endpoint.
 	endpointVar string
+	// endpointSource says where the endpoint came from (a variable, a config
+	// field); empty or "default" means endpointVar.
+	endpointSource string
+	// example is a full token endpoint URL, for the error about a bare host.
+	example string
 	// rejected explains a 401 or 403 in the flow's own terms.
 	rejected string
 	// rejected400 applies rejected to a 400 as well: OAuth servers answer
@@ -126,13 +133,73 @@ type flowHints struct {
 
 var keyFlowHints = flowHints{
 	endpointVar: EnvTokenBaseURL,
+	example:     DefaultTokenEndpoint,
 	rejected:    "the service account key was rejected: check that it is active and not expired",
 }
 
-// redirectError is a redirect the client refused to follow.
-type redirectError struct{ target string }
+// setting names what the user changes to point at another endpoint.
+func (h flowHints) setting() string {
+	if h.endpointSource != "" && h.endpointSource != "default" {
+		return h.endpointSource
+	}
+	return h.endpointVar
+}
 
-func (e *redirectError) Error() string { return "redirected to " + e.target }
+// secretFormKeys are the form fields that carry credentials. Everything a
+// token endpoint sends back is scrubbed of their values.
+var secretFormKeys = [...]string{"assertion", "client_assertion", "client_secret"}
+
+func formSecretValues(form url.Values) []string {
+	var secrets []string
+	for _, k := range secretFormKeys {
+		secrets = append(secrets, form[k]...)
+	}
+	return secrets
+}
+
+// redirectError is a redirect that was not followed. Its text shows the
+// target as scheme://host/path only: a hostile endpoint can put the
+// request's secrets into the query.
+type redirectError struct {
+	// target is the resolved target; nil when location does not parse.
+	target   *url.URL
+	location string
+}
+
+func (e *redirectError) Error() string { return "redirected to " + e.describe(nil) }
+
+// describe shows the target, scrubbed of secrets.
+func (e *redirectError) describe(secrets *redact.Secrets) string {
+	if e.target != nil {
+		return secrets.RedirectTarget(e.target)
+	}
+	return secrets.RedirectLocation(e.location)
+}
+
+func refuseRedirect(req *http.Request, _ []*http.Request) error {
+	return &redirectError{target: req.URL}
+}
+
+// stopRedirects hands a redirect back as an error before http.Client can
+// follow it (307 and 308 would resend the assertion to the target) or
+// quote an unparseable Location in its own error.
+type stopRedirects struct{ next http.RoundTripper }
+
+func (s stopRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(req)
+	if err != nil || resp.StatusCode < 300 || resp.StatusCode > 399 {
+		return resp, err
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return resp, nil
+	}
+	_ = resp.Body.Close()
+	if u, err := req.URL.Parse(loc); err == nil {
+		return nil, &redirectError{target: u}
+	}
+	return nil, &redirectError{location: loc}
+}
 
 // rejectedError is a non-200 answer from a token endpoint.
 type rejectedError struct {
@@ -144,29 +211,118 @@ type rejectedError struct {
 	retryAfter  time.Duration
 }
 
-// unreachableError is a failure to get any HTTP answer; it may be transient.
+// transportKind sorts failures to get a usable HTTP answer by whether
+// trying again can help.
+type transportKind int
+
+const (
+	// kindNetwork is a connection refused, reset or closed, or a DNS
+	// failure other than "no such host": it may pass.
+	kindNetwork transportKind = iota
+	kindTimeout
+	// kindCertificate is a TLS certificate this system does not trust.
+	kindCertificate
+	// kindNoSuchHost is a host name that does not resolve.
+	kindNoSuchHost
+	// kindMalformed is an answer that is not HTTP as the client speaks it.
+	kindMalformed
+)
+
+func (k transportKind) String() string {
+	switch k {
+	case kindTimeout:
+		return "timeout"
+	case kindCertificate:
+		return "untrusted TLS certificate"
+	case kindNoSuchHost:
+		return "no such host"
+	case kindMalformed:
+		return "malformed HTTP answer"
+	}
+	return "network error"
+}
+
+// unreachableError is a failure to get a usable HTTP answer. Only network
+// failures and timeouts are transient.
 type unreachableError struct {
 	endpoint, reason, endpointVar string
+	kind                          transportKind
 }
 
 func (e *unreachableError) Error() string {
-	return fmt.Sprintf("token endpoint %s unreachable: %s; %s", e.endpoint, e.reason, e.HowToFix())
+	var what string
+	switch e.kind {
+	case kindCertificate:
+		what = fmt.Sprintf("token endpoint %s presented a TLS certificate this system does not trust: %s", e.endpoint, e.reason)
+	case kindNoSuchHost:
+		what = fmt.Sprintf("token endpoint %s: the host name does not resolve: %s", e.endpoint, e.reason)
+	case kindMalformed:
+		what = fmt.Sprintf("token endpoint %s sent a malformed HTTP answer: %s", e.endpoint, e.reason)
+	default:
+		what = fmt.Sprintf("token endpoint %s unreachable: %s", e.endpoint, e.reason)
+	}
+	return what + "; " + e.HowToFix()
 }
 
 func (e *unreachableError) HowToFix() string {
+	switch e.kind {
+	case kindCertificate:
+		return "if a proxy or a private CA signs it, set SSL_CERT_FILE to a PEM bundle with that CA certificate (or SSL_CERT_DIR to a directory of them); otherwise check " + e.endpointVar
+	case kindNoSuchHost:
+		return "check the host name in " + e.endpointVar + ", and the DNS settings"
+	case kindMalformed:
+		return "check that " + e.endpointVar + " points at a STACKIT token endpoint and that no proxy rewrites the answer"
+	}
 	return "check the network, HTTPS_PROXY and " + e.endpointVar
+}
+
+// Transient reports whether trying again may help: only for network
+// failures and timeouts.
+func (e *unreachableError) Transient() bool { return e.kind == kindNetwork || e.kind == kindTimeout }
+
+// classifyTransport sorts an error of http.Client.Do or of reading a body.
+// Anything it does not recognise as a network failure is malformed, so
+// that it is not retried.
+func classifyTransport(err error) transportKind {
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		invalid          x509.CertificateInvalidError
+		hostname         x509.HostnameError
+		noRoots          x509.SystemRootsError
+		verification     *tls.CertificateVerificationError
+		dnsErr           *net.DNSError
+		netErr           net.Error
+		opErr            *net.OpError
+	)
+	switch {
+	case errors.As(err, &verification), errors.As(err, &unknownAuthority), errors.As(err, &invalid),
+		errors.As(err, &hostname), errors.As(err, &noRoots):
+		return kindCertificate
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return kindNoSuchHost
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return kindTimeout
+	case errors.As(err, &opErr), errors.As(err, &dnsErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return kindNetwork
+	}
+	return kindMalformed
 }
 
 // HowToFix says what the user can do about the answer.
 func (e *rejectedError) HowToFix() string {
 	switch {
-	case e.status == http.StatusUnauthorized || e.status == http.StatusForbidden ||
-		(e.status == http.StatusBadRequest && e.hints.rejected400):
+	case e.rejectsCredentials():
 		return e.hints.rejected
 	case e.status >= 500 || e.status == http.StatusTooManyRequests:
 		return "the STACKIT token service is unavailable, try again shortly"
 	}
 	return ""
+}
+
+// rejectsCredentials reports whether the endpoint turned down what was sent.
+func (e *rejectedError) rejectsCredentials() bool {
+	return e.status == http.StatusUnauthorized || e.status == http.StatusForbidden ||
+		(e.status == http.StatusBadRequest && e.hints.rejected400)
 }
 
 func (e *rejectedError) Error() string {
@@ -188,11 +344,19 @@ func mentionsUnknownKid(body string) bool {
 	return i >= 0 && strings.Contains(lower[i:], " was not found")
 }
 
-// exchange posts a token request form and decodes the answer. Values of the
-// form are secrets and are scrubbed from anything that ends up in an error.
-// Both the key flow and workload identity federation use it, so that both
-// get the same limits, expiry rules and error hygiene.
+// exchange posts a token request form and decodes the answer. Both the key
+// flow and workload identity federation use it, so that both get the same
+// limits, expiry rules and error hygiene.
+//
+// The endpoint is not trusted: every string it supplies (body, headers,
+// redirect target, the transport's error about a malformed answer) passes
+// through one redact.Secrets built from the form's secret values before it
+// reaches an error, and only network failures, 5xx and 429 are worth a
+// retry (see retryDelay).
 func exchange(ctx context.Context, client *http.Client, endpoint string, form url.Values, sent time.Time, now func() time.Time, hints flowHints) (*Token, error) {
+	secretValues := formSecretValues(form)
+	secrets := redact.New(secretValues...)
+	clean := func(s string) string { return secrets.Clean(s, redact.DefaultLimit) }
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("token endpoint %s: %w", endpoint, err)
@@ -200,39 +364,72 @@ func exchange(ctx context.Context, client *http.Client, endpoint string, form ur
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "docker-credential-stackit")
-	resp, err := client.Do(req)
+	// Whatever client the caller passed, a redirect is never followed.
+	noRedirects := *client
+	transport := noRedirects.Transport
+	if transport == nil {
+		transport = http.DefaultTransport
+	}
+	noRedirects.Transport = stopRedirects{next: transport}
+	noRedirects.CheckRedirect = refuseRedirect
+	resp, err := noRedirects.Do(req)
 	if err != nil {
 		var redirect *redirectError
-		if errors.As(err, &redirect) {
-			// A misconfiguration, not an outage: no retries.
-			return nil, problem.New(fmt.Sprintf("token endpoint %s redirected to %s", endpoint, redirect.target), "set "+hints.endpointVar+" to the final URL")
-		}
-		if ctx.Err() != nil {
+		switch {
+		case errors.As(err, &redirect):
+			return nil, redirected(endpoint, redirect.describe(secrets), hints)
+		case ctx.Err() != nil:
 			return nil, problem.New(fmt.Sprintf("token endpoint %s did not answer in time", endpoint), "check the network, HTTPS_PROXY and "+hints.endpointVar)
 		}
-		return nil, &unreachableError{endpoint: endpoint, reason: describeNetError(err), endpointVar: hints.endpointVar}
+		return nil, &unreachableError{endpoint: endpoint, reason: clean(describeNetError(err)), endpointVar: hints.endpointVar, kind: classifyTransport(err)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("token endpoint %s: reading the answer failed: %s", endpoint, describeNetError(err))
+		if ctx.Err() != nil {
+			return nil, problem.New(fmt.Sprintf("token endpoint %s did not send its whole answer in time", endpoint), "check the network, HTTPS_PROXY and "+hints.endpointVar)
+		}
+		return nil, &unreachableError{endpoint: endpoint, reason: "reading the answer: " + clean(describeNetError(err)), endpointVar: hints.endpointVar, kind: classifyTransport(err)}
 	}
 	if len(body) > maxResponseBody {
 		return nil, fmt.Errorf("token endpoint %s sent more than 1 MiB; that is not a token response", endpoint)
 	}
 	if resp.StatusCode != http.StatusOK {
-		detail := scrub(string(body), form)
-		return nil, &rejectedError{endpoint: endpoint, status: resp.StatusCode, detail: detail, kidNotFound: mentionsUnknownKid(detail),
+		detail := clean(string(body))
+		rej := &rejectedError{endpoint: endpoint, status: resp.StatusCode, detail: detail, kidNotFound: mentionsUnknownKid(detail),
 			hints: hints, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now())}
+		if resp.StatusCode == http.StatusNotFound && isBareOrigin(endpoint) {
+			return nil, problem.Wrap(rej, fmt.Sprintf("token endpoint %s answered HTTP 404: %s must be the full token endpoint URL, not only the host", endpoint, hints.setting()),
+				fmt.Sprintf("set %s to the full token endpoint URL, e.g. %s", hints.setting(), hints.example))
+		}
+		return nil, rej
 	}
+	notAnEndpoint := "check that " + hints.setting() + " points at a STACKIT token endpoint"
 	tok, err := ParseTokenResponse(body, sent)
 	if err != nil {
-		return nil, fmt.Errorf("token endpoint %s: %w", endpoint, err)
+		return nil, problem.New(fmt.Sprintf("token endpoint %s: %s", endpoint, clean(err.Error())), notAnEndpoint)
+	}
+	if slices.ContainsFunc(secretValues, func(v string) bool { return v != "" && strings.Contains(tok.AccessToken, v) }) {
+		return nil, problem.New(fmt.Sprintf("token endpoint %s answered with the request's own assertion as the access token", endpoint), notAnEndpoint)
 	}
 	if tok.Expired(now()) {
 		return nil, fmt.Errorf("token endpoint %s returned a token that expired at %s, before it arrived; check the system clock", endpoint, tok.Expiry.UTC().Format(time.RFC3339))
 	}
 	return tok, nil
+}
+
+// redirected is the error for a token endpoint that redirects; target is
+// already reduced to scheme://host/path and scrubbed. A misconfiguration,
+// not an outage: it is not retried.
+func redirected(endpoint, target string, hints flowHints) error {
+	return problem.New(fmt.Sprintf("token endpoint %s redirected to %s", endpoint, target), "set "+hints.setting()+" to the final URL")
+}
+
+// isBareOrigin reports whether endpoint names a host without a path, the
+// usual mistake when a variable is taken for a base URL.
+func isBareOrigin(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	return err == nil && (u.Path == "" || u.Path == "/")
 }
 
 // tokenResponse is the JSON body of a successful token request.
@@ -257,6 +454,9 @@ func ParseTokenResponse(body []byte, received time.Time) (*Token, error) {
 		return nil, errors.New("the access_token contains characters a token cannot hold")
 	}
 	if r.TokenType != "" && !strings.EqualFold(r.TokenType, "bearer") {
+		if len(r.TokenType) > 20 {
+			return nil, fmt.Errorf("token_type is not Bearer but a value of %d bytes", len(r.TokenType))
+		}
 		return nil, fmt.Errorf("token_type is %q, expected Bearer", r.TokenType)
 	}
 	tok := &Token{AccessToken: r.AccessToken, IssuedAt: received}
@@ -326,23 +526,6 @@ func jwtTimes(token string) (exp, iat time.Time, ok bool) {
 		}
 	}
 	return exp, iat, true
-}
-
-// scrub makes an error body safe and one line: form values (the assertion)
-// are removed, whitespace is collapsed and the length is bounded.
-func scrub(body string, form url.Values) string {
-	for _, values := range form {
-		for _, v := range values {
-			if len(v) >= 8 {
-				body = strings.ReplaceAll(body, v, "[redacted]")
-			}
-		}
-	}
-	body = strings.Join(strings.FieldsFunc(body, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) }), " ")
-	if r := []rune(body); len(r) > 300 {
-		body = string(r[:300]) + "…"
-	}
-	return body
 }
 
 func describeNetError(err error) string {

@@ -2,13 +2,18 @@ package tokensource
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,4 +152,43 @@ func TestMentionsUnknownKid(t *testing.T) {
 	assert.True(t, mentionsUnknownKid(`{"error":"Key with kid 1234 was not found"}`))
 	assert.False(t, mentionsUnknownKid(`{"error":"was not found: key with kid"}`))
 	assert.False(t, mentionsUnknownKid(`unauthorized`))
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func TestTransportFailuresAreSortedByWhetherARetryCanHelp(t *testing.T) {
+	post := func(err error) error { return &url.Error{Op: "Post", URL: "https://x/token", Err: err} }
+	cert := &x509.Certificate{}
+	cases := []struct {
+		name      string
+		err       error
+		kind      transportKind
+		transient bool
+	}{
+		{"connection refused", post(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), kindNetwork, true},
+		{"connection reset", post(&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), kindNetwork, true},
+		{"closed without an answer", post(io.EOF), kindNetwork, true},
+		{"DNS server unreachable", post(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}}), kindNetwork, true},
+		{"timeout", post(&net.OpError{Op: "read", Err: timeoutErr{}}), kindTimeout, true},
+		{"no such host", post(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}}), kindNoSuchHost, false},
+		{"unknown authority", post(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{Cert: cert}}), kindCertificate, false},
+		{"wrong host name", post(&tls.CertificateVerificationError{Err: x509.HostnameError{Certificate: cert, Host: "x"}}), kindCertificate, false},
+		{"expired certificate", post(x509.CertificateInvalidError{Cert: cert, Reason: x509.Expired}), kindCertificate, false},
+		{"malformed header", post(errors.New(`net/http: HTTP/1.x transport connection broken: malformed MIME header: missing colon: "x"`)), kindMalformed, false},
+		{"HTTP on an https port", post(errors.New("http: server gave HTTP response to HTTPS client")), kindMalformed, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kind := classifyTransport(tc.err)
+			assert.Equal(t, tc.kind, kind, "kind %s", kind)
+			u := &unreachableError{endpoint: "https://x/token", reason: "r", endpointVar: EnvTokenBaseURL, kind: kind}
+			assert.Equal(t, tc.transient, IsTransient(u))
+			_, retried := retryDelay(u, time.Millisecond)
+			assert.Equal(t, tc.transient, retried)
+		})
+	}
 }

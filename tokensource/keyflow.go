@@ -134,12 +134,25 @@ func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
 	if client == nil {
 		client = NewHTTPClient()
 	}
-	tok, err := exchange(ctx, client, k.Endpoint, form, now, k.now, keyFlowHints)
+	hints := keyFlowHints
+	hints.endpointSource = k.EndpointSource
+	tok, err := exchange(ctx, client, k.Endpoint, form, now, k.now, hints)
 	if err != nil {
 		var rej *rejectedError
-		if errors.As(err, &rej) && rej.kidNotFound {
+		if !errors.As(err, &rej) {
+			return nil, err
+		}
+		if rej.kidNotFound {
 			return nil, problem.New(fmt.Sprintf("token endpoint %s does not know key id %s (HTTP %d): the key was deleted or the endpoint is wrong", k.Endpoint, k.Key.Credentials.Kid, rej.status),
 				fmt.Sprintf("create a new key for %s or check %s", k.Username(), EnvTokenBaseURL))
+		}
+		if rej.status == http.StatusBadRequest || rej.rejectsCredentials() {
+			// invalid_grant says nothing about why; a private key that is
+			// not the key id's is the usual cause, and can be shown offline.
+			if source, cerr := k.CheckPrivateKey(); cerr != nil && source != "" {
+				what, fix := problem.Split(cerr)
+				return nil, problem.Wrap(err, fmt.Sprintf("%s; token endpoint %s rejected the assertion signed with it (HTTP %d)", what, k.Endpoint, rej.status), fix)
+			}
 		}
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,9 @@ import (
 
 // RetryPolicy bounds how long and how often a failed token request is
 // repeated. Only transient failures are retried: 5xx, 429 and network
-// errors. A 400 or 401 will not fix itself, so it comes back at once.
+// failures (connection refused or reset, timeouts). A 400 or 401, a
+// redirect, a malformed answer, an untrusted certificate or a host name
+// that does not resolve will not fix itself, so it comes back at once.
 type RetryPolicy struct {
 	// Budget is the total time spent retrying after the first attempt;
 	// zero disables retries.
@@ -26,6 +29,9 @@ type RetryPolicy struct {
 	// Sleep waits between attempts; tests replace it. It must return early
 	// with the context's error when ctx ends.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Debugf, when set, is told about every failed attempt: what kind of
+	// failure it was and how long the next wait is. nil is silent.
+	Debugf func(format string, args ...any)
 }
 
 // DefaultRetryPolicy leaves room inside the 45 s `get` budget for a lock
@@ -52,27 +58,63 @@ func (r *retrying) Token(ctx context.Context) (*Token, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	debugf := p.Debugf
+	if debugf == nil {
+		debugf = func(string, ...any) {}
+	}
 	delay := p.BaseDelay
 	for attempt := 1; ; attempt++ {
 		tok, err := r.src.Token(ctx)
 		if err == nil {
+			if attempt > 1 {
+				debugf("token request attempt %d succeeded", attempt)
+			}
 			return tok, nil
 		}
+		class := failureClass(err)
 		wait, retryable := retryDelay(err, delay)
 		if !retryable || p.Budget <= 0 {
+			if retryable {
+				debugf("token request attempt %d failed (%s); retries are off", attempt, class)
+			} else {
+				debugf("token request attempt %d failed (%s); not retried", attempt, class)
+			}
 			return nil, err
 		}
 		if time.Until(deadline) < wait {
+			debugf("token request attempt %d failed (%s); a wait of %s would overrun the retry budget, giving up", attempt, class, wait.Round(time.Millisecond))
 			if attempt == 1 && wait > delay {
 				return nil, fmt.Errorf("%w (the server asked to retry after %s, beyond the retry budget)", err, wait.Round(time.Second))
 			}
 			return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
 		}
-		if err := sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		debugf("token request attempt %d failed (%s); retrying in %s", attempt, class, wait.Round(time.Millisecond))
+		if serr := sleep(ctx, wait); serr != nil {
+			return nil, fmt.Errorf("%w (gave up after %d attempts: %w)", err, attempt, serr)
 		}
 		delay = min(delay*2, p.MaxDelay)
 	}
+}
+
+// failureClass says in a few words what kind of failure err is, for the
+// debug log. It never includes text the server sent.
+func failureClass(err error) string {
+	var rej *rejectedError
+	var unreachable *unreachableError
+	switch {
+	case errors.As(err, &rej):
+		if rej.retryAfter > 0 {
+			return fmt.Sprintf("HTTP %d, Retry-After %s", rej.status, rej.retryAfter)
+		}
+		return fmt.Sprintf("HTTP %d", rej.status)
+	case errors.As(err, &unreachable):
+		return unreachable.kind.String()
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline exceeded"
+	}
+	return "permanent error"
 }
 
 // IsTransient reports whether err is a failure that may pass by itself
@@ -104,10 +146,20 @@ func retryDelay(err error, backoff time.Duration) (time.Duration, bool) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return 0, false
 	}
-	var netErr net.Error
-	var unreachable *unreachableError
-	if errors.As(err, &unreachable) || errors.As(err, &netErr) {
-		return jitter(backoff), true
+	var t interface{ Transient() bool }
+	if errors.As(err, &t) {
+		if t.Transient() {
+			return jitter(backoff), true
+		}
+		return 0, false
+	}
+	// A bare transport error from elsewhere: the same rules as exchange's.
+	var urlErr *url.Error
+	var opErr *net.OpError
+	if errors.As(err, &urlErr) || errors.As(err, &opErr) {
+		if k := classifyTransport(err); k == kindNetwork || k == kindTimeout {
+			return jitter(backoff), true
+		}
 	}
 	return 0, false
 }

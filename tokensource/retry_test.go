@@ -3,6 +3,7 @@ package tokensource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -109,4 +110,42 @@ func TestParseRetryAfter(t *testing.T) {
 	assert.Zero(t, parseRetryAfter("-3", now))
 	assert.Zero(t, parseRetryAfter("soon", now))
 	assert.Zero(t, parseRetryAfter(now.Add(-time.Minute).Format(http.TimeFormat), now))
+}
+
+func TestRetryDebugLogNamesEachFailureAndWait(t *testing.T) {
+	src := &scriptedSource{errs: []error{
+		&rejectedError{endpoint: "e", status: http.StatusServiceUnavailable, retryAfter: 2 * time.Second},
+		&unreachableError{endpoint: "e", reason: "connection refused"},
+		&unreachableError{endpoint: "e", reason: "bad header", kind: kindMalformed},
+	}}
+	var lines []string
+	var slept []time.Duration
+	p := RetryPolicy{Budget: time.Minute, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Sleep: recordSleeps(&slept),
+		Debugf: func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }}
+	_, err := WithRetry(src, p).Token(context.Background())
+	require.Error(t, err)
+	assert.Equal(t, 3, src.calls, "the malformed answer ends it")
+	require.Len(t, lines, 3)
+	assert.Equal(t, "token request attempt 1 failed (HTTP 503, Retry-After 2s); retrying in 2s", lines[0])
+	assert.Regexp(t, `^token request attempt 2 failed \(network error\); retrying in [0-9.]+(ms|µs|ns|s)$`, lines[1])
+	assert.Equal(t, "token request attempt 3 failed (malformed HTTP answer); not retried", lines[2])
+
+	lines = nil
+	src = &scriptedSource{errs: []error{&rejectedError{endpoint: "e", status: 502}}}
+	_, err = WithRetry(src, p).Token(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "token request attempt 2 succeeded", lines[len(lines)-1])
+}
+
+func TestRetryGivingUpKeepsTheLastFailure(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	src := &scriptedSource{errs: []error{&rejectedError{endpoint: "e", status: 502}}}
+	_, err := WithRetry(src, RetryPolicy{Budget: time.Minute, BaseDelay: time.Millisecond, Sleep: func(context.Context, time.Duration) error {
+		cancel()
+		return context.Canceled
+	}}).Token(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "answered HTTP 502")
+	assert.Contains(t, err.Error(), "gave up after 1 attempts: context canceled")
+	assert.ErrorIs(t, err, context.Canceled)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/redact"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 )
 
@@ -302,7 +303,9 @@ func (w *WorkloadIdentity) Token(ctx context.Context) (*Token, error) {
 		client = NewHTTPClient()
 	}
 	return exchange(ctx, client, w.Endpoint, form, now, w.now, flowHints{
-		endpointVar: EnvIDPTokenEndpoint,
+		endpointVar:    EnvIDPTokenEndpoint,
+		endpointSource: w.EndpointSource,
+		example:        DefaultIDPTokenEndpoint,
 		rejected: fmt.Sprintf("the federated token from %s was not accepted for %s: check the service account's federated identity provider (issuer, audience and subject conditions) and %s",
 			w.Federated, w.Email, w.EmailSource),
 		rejected400: true,
@@ -399,13 +402,17 @@ func (g *GitHubOIDC) String() string { return "GitHub Actions OIDC (" + EnvUseOI
 // FederatedToken implements FederatedTokenSource.
 func (g *GitHubOIDC) FederatedToken(ctx context.Context) (string, error) {
 	where := redactedBase(g.RequestURL)
+	// The runner's answer is scrubbed of the request token, which a broken
+	// or hostile service might echo.
+	secrets := redact.New(g.RequestToken)
+	clean := func(s string) string { return secrets.Clean(s, redact.DefaultLimit) }
 	sep := "&"
 	if !strings.Contains(g.RequestURL, "?") {
 		sep = "?"
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.RequestURL+sep+"audience="+url.QueryEscape(g.Audience), nil)
 	if err != nil {
-		return "", fmt.Errorf("GitHub Actions OIDC token request %s: %s; check %s", where, describeNetError(err), EnvActionsIDTokenRequestURL)
+		return "", fmt.Errorf("GitHub Actions OIDC token request %s: %s; check %s", where, clean(describeNetError(err)), EnvActionsIDTokenRequestURL)
 	}
 	req.Header.Set("Authorization", "Bearer "+g.RequestToken)
 	req.Header.Set("Accept", "application/json")
@@ -416,19 +423,19 @@ func (g *GitHubOIDC) FederatedToken(ctx context.Context) (string, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("GitHub Actions OIDC token request to %s failed: %s; the runner's token service is unreachable", where, scrubValue(describeNetError(err), g.RequestToken))
+		return "", fmt.Errorf("GitHub Actions OIDC token request to %s failed: %s; the runner's token service is unreachable", where, clean(describeNetError(err)))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
 	if err != nil {
-		return "", fmt.Errorf("GitHub Actions OIDC token request to %s: reading the answer failed: %s", where, describeNetError(err))
+		return "", fmt.Errorf("GitHub Actions OIDC token request to %s: reading the answer failed: %s", where, clean(describeNetError(err)))
 	}
 	if len(body) > maxResponseBody {
 		return "", fmt.Errorf("GitHub Actions OIDC token request to %s: the answer is larger than 1 MiB, so it is not a token", where)
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg := fmt.Sprintf("GitHub Actions OIDC token request to %s answered HTTP %d", where, resp.StatusCode)
-		if detail := scrub(scrubValue(string(body), g.RequestToken), nil); detail != "" {
+		if detail := clean(string(body)); detail != "" {
 			msg += ": " + detail
 		}
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
@@ -456,14 +463,6 @@ func redactedBase(raw string) string {
 		return "(" + EnvActionsIDTokenRequestURL + ")"
 	}
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
-}
-
-// scrubValue removes one secret from s.
-func scrubValue(s, secret string) string {
-	if len(secret) < 4 {
-		return s
-	}
-	return strings.ReplaceAll(s, secret, "[redacted]")
 }
 
 // flow describes federation for callers.
