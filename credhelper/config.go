@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
@@ -45,6 +46,10 @@ type RegistryConfig struct {
 	// RobotAccountPath is a Harbor or Quay robot account file; the login
 	// is the robot's own name and secret, read from the file on every get.
 	RobotAccountPath string `json:"robotAccountPath,omitempty"`
+	// AllowPublicRegistry lets the helper send STACKIT tokens to a
+	// well-known public registry (see IsPublicRegistry), which it
+	// otherwise refuses to serve.
+	AllowPublicRegistry bool `json:"allowPublicRegistry,omitempty"`
 }
 
 // configOrigin is how messages name the place per-registry settings come
@@ -122,6 +127,18 @@ func (r RegistryConfig) validate(name string) error {
 			return fmt.Errorf("%s.serviceAccountEmail: %w", at, err)
 		}
 	}
+	for _, f := range []struct{ name, value string }{
+		{"serviceAccountKeyPath", r.ServiceAccountKeyPath}, {"privateKeyPath", r.PrivateKeyPath},
+	} {
+		if f.value == "" || filepath.IsAbs(f.value) {
+			continue
+		}
+		if !tokensource.LooksLikePath(f.value) {
+			return tokensource.NotAPathError(at+"."+f.name, f.value)
+		}
+		return problem.New(fmt.Sprintf("%s.%s: %q is not an absolute path; it must be absolute, since the helper runs from whatever directory docker or the kubelet is in", at, f.name, f.value),
+			"write the full path, e.g. /etc/docker-credential-stackit/key.json")
+	}
 	if r.FederatedTokenFile != "" && !filepath.IsAbs(r.FederatedTokenFile) {
 		return fmt.Errorf("%s.federatedTokenFile: %q is not an absolute path; write the full path", at, r.FederatedTokenFile)
 	}
@@ -130,13 +147,22 @@ func (r RegistryConfig) validate(name string) error {
 
 // LoadConfig reads the config file at path. A missing file is an empty
 // config; anything else that is wrong is an error naming the file.
-func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+func LoadConfig(path string) (*Config, error) { return loadConfig(path, platform.Current()) }
+
+// loadConfig reads the config the one hardened way (no blocking on a FIFO,
+// at most 1 MiB, regular files only) and, like ssh with its own files,
+// refuses one that another user could have written: the config decides
+// which hosts get STACKIT tokens.
+func loadConfig(path string, p platform.Platform) (*Config, error) {
+	data, _, err := safefile.ReadFile(path, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Config{Registries: map[string]RegistryConfig{}}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read helper config %s: %w", path, err)
+		return nil, problem.Wrap(err, fmt.Sprintf("read helper config %s: %s", path, safefile.DescribeFileError(err)), fixOf(err))
+	}
+	if err := safefile.CheckTrusted(path, p); err != nil {
+		return nil, untrustedFile("helper config", path, err, "another user could choose which registries get your STACKIT tokens")
 	}
 	cfg, err := ParseConfig(data)
 	if err != nil {
@@ -145,23 +171,55 @@ func LoadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
+// fixOf returns the fix a safefile error carries, if any.
+func fixOf(err error) string {
+	var e *safefile.Error
+	if errors.As(err, &e) {
+		return e.Fix
+	}
+	return ""
+}
+
+// untrustedFile words a failed trust check (safefile.CheckTrusted) of
+// what at path, saying why it matters and how to fix it, as ssh does.
+func untrustedFile(what, path string, err error, risk string) error {
+	var e *safefile.Error
+	if !errors.As(err, &e) {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	msg := fmt.Sprintf("%s %s %s", what, path, e.Problem)
+	if e.Path != path {
+		msg = fmt.Sprintf("%s %s: its directory %s %s", what, path, e.Path, e.Problem)
+	}
+	if errors.Is(err, safefile.ErrUntrusted) {
+		msg += ", so " + risk + "; refusing to use it"
+	}
+	return problem.Wrap(err, msg, e.Fix)
+}
+
 // ParseConfig decodes the config strictly, so a misspelt setting is an
 // error instead of being silently ignored, and normalises the hosts.
+// Errors never echo the file beyond its field names and hosts.
 func ParseConfig(data []byte) (*Config, error) {
+	const expected = `expected {"registries": {"registry.example.com": {}}}`
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, problem.New(describeConfigJSON(data, err), expected)
+	}
+	if err := checkFieldNames(data); err != nil {
+		return nil, err
+	}
 	var raw Config
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
-		return nil, problem.New(fmt.Sprintf("invalid JSON (%v)", err), `expected {"registries": {"registry.example.com": {}}}`)
-	}
-	if err := checkFieldCase(data); err != nil {
-		return nil, err
+		return nil, problem.New(describeConfigJSON(data, err), expected)
 	}
 	cfg := &Config{Registries: make(map[string]RegistryConfig, len(raw.Registries))}
 	for name, entry := range raw.Registries {
 		host, err := NormalizeHost(name)
 		if err != nil {
-			return nil, fmt.Errorf("registries: %q is not a registry host", name)
+			return nil, fmt.Errorf("registries: %s is not a registry host", quoteName(name))
 		}
 		if err := entry.validate(name); err != nil {
 			return nil, err
@@ -169,6 +227,24 @@ func ParseConfig(data []byte) (*Config, error) {
 		cfg.Registries[host] = entry
 	}
 	return cfg, nil
+}
+
+// describeConfigJSON words a decode error on one line, a syntax error by
+// line and column.
+func describeConfigJSON(data []byte, err error) string {
+	d := strings.Join(strings.Fields(safefile.DescribeJSONError(data, err)), " ")
+	if strings.HasPrefix(d, "invalid JSON") {
+		return d
+	}
+	return "invalid JSON: " + d
+}
+
+// quoteName quotes a name from the file for a one-line message, short.
+func quoteName(s string) string {
+	if len(s) > 100 {
+		s = s[:100] + "…"
+	}
+	return strconv.Quote(s)
 }
 
 // Marshal renders the config for writing.
@@ -198,19 +274,24 @@ func allowedHosts(extra []string, cfg *Config) (map[string]RegistryConfig, error
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // ensureDir makes dir a private directory of ours (see privdir).
-func ensureDir(dir string) error { return privdir.Ensure(dir, platform.Current()) }
+func ensureDir(dir string, p platform.Platform) error { return privdir.Ensure(dir, p) }
 
-// checkFieldCase rejects setting names that differ from ours only in case,
-// which encoding/json would otherwise accept silently.
-func checkFieldCase(data []byte) error {
+// checkFieldNames rejects setting names that are not ours: a name that
+// differs only in case (which encoding/json would accept silently) and an
+// unknown name, suggesting the field meant.
+func checkFieldNames(data []byte) error {
 	var top map[string]json.RawMessage
 	if json.Unmarshal(data, &top) != nil {
-		return nil // shape errors were reported by the strict decode
+		return nil // shape errors are reported by the strict decode
 	}
-	for field := range top {
-		if field != "registries" {
-			return fmt.Errorf("%q must be spelt \"registries\"", field)
+	for _, field := range sortedKeys(top) {
+		if field == "registries" {
+			continue
 		}
+		if strings.EqualFold(field, "registries") {
+			return fmt.Errorf("%s must be spelt \"registries\"", quoteName(field))
+		}
+		return unknownField(field, "at the top level", []string{"registries"})
 	}
 	var doc struct {
 		Registries map[string]map[string]json.RawMessage `json:"registries"`
@@ -218,38 +299,109 @@ func checkFieldCase(data []byte) error {
 	if json.Unmarshal(data, &doc) != nil {
 		return nil
 	}
+	var known []string
 	t := reflect.TypeFor[RegistryConfig]()
-	for host, entry := range doc.Registries {
-		for field := range entry {
-			for i := range t.NumField() {
-				name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-				if strings.EqualFold(field, name) && field != name {
-					return fmt.Errorf("registries.%s: %q must be spelt %q", host, field, name)
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		known = append(known, name)
+	}
+	for _, host := range sortedKeys(doc.Registries) {
+		for _, field := range sortedKeys(doc.Registries[host]) {
+			if slices.Contains(known, field) {
+				continue
+			}
+			for _, name := range known {
+				if strings.EqualFold(field, name) {
+					return fmt.Errorf("registries.%s: %s must be spelt %q", oneLine(host), quoteName(field), name)
 				}
 			}
+			return unknownField(field, "in registries["+oneLine(host)+"]", known)
 		}
 	}
 	return nil
 }
 
-// ServedHosts lists the hosts this helper serves, sorted.
+// unknownField says that field is not a setting, suggesting the closest
+// known one when it looks like a typo of it.
+func unknownField(field, where string, known []string) error {
+	what := fmt.Sprintf("unknown field %s %s", quoteName(field), where)
+	best, bestDist := "", 0
+	for _, name := range known {
+		if d := editDistance(strings.ToLower(field), strings.ToLower(name)); best == "" || d < bestDist {
+			best, bestDist = name, d
+		}
+	}
+	if best != "" && bestDist <= max(3, len(best)/4) {
+		return problem.New(what, "did you mean "+best+"?")
+	}
+	return problem.New(what, "the fields are "+strings.Join(known, ", "))
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	if len(a) > 200 || len(b) > 200 {
+		return max(len(a), len(b))
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// oneLine keeps a host from the file on one line and short.
+func oneLine(s string) string {
+	q := quoteName(s)
+	if q[1:len(q)-1] == s {
+		return s
+	}
+	return q
+}
+
+// ServedHosts lists the hosts this helper serves, sorted. Public
+// registries it refuses (see IsPublicRegistry) are left out.
 func (h *Helper) ServedHosts() ([]string, error) {
 	hosts, err := h.allowed()
 	if err != nil {
 		return nil, err
 	}
-	return sortedKeys(hosts), nil
+	out := make([]string, 0, len(hosts))
+	for _, host := range sortedKeys(hosts) {
+		if h.publicRefusal(host, hosts[host]) == nil {
+			out = append(out, host)
+		}
+	}
+	return out, nil
 }
 
 // ServeRegistries makes hosts permanent in the helper config, so that they
 // are served without any variable. It reports the config's path and
 // whether it changed; the default registry is always served and never
-// written.
+// written. A public registry the config does not already allow is refused
+// with a *PublicRegistryError, and nothing is written.
 func (h *Helper) ServeRegistries(hosts []string) (path string, added bool, err error) {
 	path = h.settings.Config.Path
-	cfg, err := LoadConfig(path)
+	sys := h.platform.System()
+	cfg, err := loadConfig(path, sys)
 	if err != nil {
 		return path, false, err
+	}
+	for _, host := range hosts {
+		if err := h.publicRefusal(host, cfg.Registries[host]); err != nil {
+			return path, false, err
+		}
 	}
 	for _, host := range hosts {
 		if _, ok := cfg.Registries[host]; !ok && host != DefaultRegistry {
@@ -260,7 +412,7 @@ func (h *Helper) ServeRegistries(hosts []string) (path string, added bool, err e
 	if !added {
 		return path, false, nil
 	}
-	if err := ensureDir(filepath.Dir(path)); err != nil {
+	if err := ensureDir(filepath.Dir(path), sys); err != nil {
 		return path, false, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
 	if err := atomicfile.Write(path, cfg.Marshal(), 0o600); err != nil {

@@ -141,6 +141,9 @@ func New(opts ...Option) (*Helper, error) {
 	}
 	h := &Helper{env: o.env, settings: s, platform: p, httpClient: o.httpClient, warnings: o.warnings, now: o.now, reportErrors: o.reportErrors}
 	h.cache = &cache.Cache{Dir: s.Cache.Path, LockTimeout: s.Budgets.LockWait, Debugf: h.debugf, Warnf: h.warnf, Now: o.now}
+	for _, w := range s.Warnings {
+		h.warnf("%s", w)
+	}
 	if s.Cache.Path == "" {
 		h.debugf("token cache disabled: %s", s.Cache.Why)
 	}
@@ -202,6 +205,11 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 			h.warnf("no credentials for %s: %v; workload identity federation not used either: %s; pulling anonymously", none.Host, none.Err, none.Why)
 			return "", "", errNotFound
 		}
+		var public *PublicRegistryError
+		if errors.As(err, &public) {
+			h.warnf("%v; pulling anonymously", public)
+			return "", "", errNotFound
+		}
 		if h.reportErrors && !IsNotFound(err) {
 			fmt.Fprintf(h.warnings, "%s: %s\n", Name, problem.OneLine(err))
 		}
@@ -241,7 +249,7 @@ func (h *Helper) allowed() (map[string]RegistryConfig, error) {
 	if h.hosts != nil {
 		return h.hosts, nil
 	}
-	cfg, err := LoadConfig(h.settings.Config.Path)
+	cfg, err := loadConfig(h.settings.Config.Path, h.platform.System())
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +262,7 @@ func (h *Helper) allowed() (map[string]RegistryConfig, error) {
 }
 
 func (h *Helper) logins() loginStore {
-	return loginStore{path: filepath.Join(filepath.Dir(h.settings.Config.Path), "logins.json")}
+	return loginStore{path: filepath.Join(filepath.Dir(h.settings.Config.Path), "logins.json"), sys: h.platform.System()}
 }
 
 func (h *Helper) discoveryOptions() tokensource.Options {
@@ -287,6 +295,9 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 	} else if found {
 		h.debugf("get %s: source=stored login of %s (from docker login; docker logout %s removes it) took=%s", host, login.Username, host, since(start))
 		return &Credential{Host: host, Username: login.Username, Secret: login.Secret, Source: "stored login (docker login)", Static: true}, nil
+	}
+	if err := h.publicRefusal(host, entry); err != nil {
+		return nil, err
 	}
 
 	flow, err := h.discover(entry)
@@ -322,6 +333,9 @@ func (h *Helper) PodCredential(ctx context.Context, serverURL, email, emailSourc
 	}
 	if h.settings.Err != nil {
 		return nil, h.settings.Err
+	}
+	if err := h.publicRefusal(host, entry); err != nil {
+		return nil, err
 	}
 	if entry.RobotAccountPath != "" {
 		return nil, problem.New(fmt.Sprintf("the helper config serves %s with robot account file %s, so per-pod identities cannot apply", host, entry.RobotAccountPath),

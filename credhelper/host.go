@@ -50,7 +50,12 @@ func NormalizeHost(serverURL string) (string, error) {
 	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
 		host = s[1 : len(s)-1]
 	}
-	host = strings.TrimSuffix(host, ".")
+	// A trailing dot marks a fully qualified name ("registry.example.com."
+	// is registry.example.com). An IP literal has no such form: "127.0.0.1."
+	// is not 127.0.0.1 and must never match it, so it stays and is refused.
+	if name := strings.TrimSuffix(host, "."); !isIPLike(name) {
+		host = name
+	}
 	if !validHostname(host) {
 		return "", errBadHost
 	}
@@ -63,11 +68,17 @@ func NormalizeHost(serverURL string) (string, error) {
 	return host, nil
 }
 
+// isIPLike reports whether h can only be an IP literal (IPv6, or digits and
+// dots only), whatever follows.
+func isIPLike(h string) bool {
+	return strings.Contains(h, ":") || strings.Trim(h, "0123456789.") == ""
+}
+
 func validHostname(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
-	if strings.Contains(h, ":") || strings.Trim(h, "0123456789.") == "" {
+	if isIPLike(h) {
 		return net.ParseIP(h) != nil
 	}
 	for _, label := range strings.Split(h, ".") {

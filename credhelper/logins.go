@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/lockfile"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
 )
@@ -29,21 +32,30 @@ type loginsFile struct {
 
 // loginStore keeps static logins in one 0600 file, changed under a sidecar
 // lock so that concurrent `docker login` calls do not lose each other.
-type loginStore struct{ path string }
+type loginStore struct {
+	path string
+	sys  platform.Platform
+}
 
+// load reads the stored logins the one hardened way, and like ssh refuses
+// them when another user could have written the file or its directory:
+// whoever can write it decides which login docker sends.
 func (s loginStore) load() (map[string]Login, error) {
-	data, err := os.ReadFile(s.path)
+	data, fi, err := safefile.ReadFile(s.path, s.sys)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]Login{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read stored logins %s: %w", s.path, err)
+		return nil, problem.Wrap(err, fmt.Sprintf("read stored logins %s: %s", s.path, safefile.DescribeFileError(err)), fixOf(err))
 	}
-	// Robot secrets: a copy or restore that loosened the mode is tightened
-	// on sight, together with the directory.
-	if fi, err := os.Stat(s.path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+	if err := safefile.CheckTrusted(s.path, s.sys); err != nil {
+		return nil, untrustedFile("stored logins", s.path, err, "another user could have planted a login")
+	}
+	// Robot secrets that others can only read: a copy or restore that
+	// loosened the mode is tightened on sight, together with the directory.
+	if fi.Mode().Perm()&0o077 != 0 && s.sys.UnixPermissions() {
 		_ = os.Chmod(s.path, 0o600)
-		_ = ensureDir(filepath.Dir(s.path))
+		_ = ensureDir(filepath.Dir(s.path), s.sys)
 	}
 	var f loginsFile
 	if err := json.Unmarshal(data, &f); err != nil || f.Version != 1 {
@@ -68,7 +80,7 @@ func (s loginStore) get(host string) (Login, bool, error) {
 // result if change reports a modification.
 func (s loginStore) update(change func(map[string]Login) bool) error {
 	dir := filepath.Dir(s.path)
-	if err := ensureDir(dir); err != nil {
+	if err := ensureDir(dir, s.sys); err != nil {
 		return fmt.Errorf("create config dir %s: %w", dir, err)
 	}
 	unlock, err := lockfile.Lock(context.Background(), s.path+".lock", 10*time.Second)

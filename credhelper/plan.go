@@ -98,10 +98,18 @@ func (h *Helper) plan(host string, entry RegistryConfig) *Plan {
 		return p
 	}
 	logins := h.logins()
-	if login, found, err := logins.get(host); err != nil {
+	login, found, err := logins.get(host)
+	if err != nil {
 		p.Err = err
 		return p
-	} else if found {
+	}
+	if !found {
+		if err := h.publicRefusal(host, entry); err != nil {
+			p.Err = err
+			return p
+		}
+	}
+	if found {
 		p.Kind, p.Username = LoginStored, login.Username
 		p.Facts = []Fact{
 			{Label: "credentials", Value: fmt.Sprintf("static login %s, stored by docker login in %s", login.Username, logins.path)},
@@ -169,7 +177,7 @@ func (h *Helper) hostOrigin(host string, entry RegistryConfig) string {
 			break
 		}
 	}
-	cfg, err := LoadConfig(h.settings.Config.Path)
+	cfg, err := loadConfig(h.settings.Config.Path, h.platform.System())
 	if err == nil {
 		if _, ok := cfg.Registries[host]; ok {
 			s := "the helper config"
@@ -205,7 +213,7 @@ func (h *Helper) warnOncePerDay(key, message string) {
 		}
 	}
 	h.warnf("%s", message)
-	if err := ensureDir(dir); err != nil {
+	if err := ensureDir(dir, h.platform.System()); err != nil {
 		h.debugf("cannot keep the warning marker in %s (%v); the warning will repeat", dir, err)
 		return
 	}

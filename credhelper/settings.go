@@ -2,7 +2,7 @@ package credhelper
 
 import (
 	"fmt"
-	"os"
+	"io/fs"
 	"os/user"
 	"path/filepath"
 	"runtime"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/adrg/xdg"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
@@ -90,25 +91,35 @@ type Settings struct {
 	Cache PathChoice
 	// Err is the first malformed setting, if any.
 	Err error
+	// Warnings are settings that are ignored, with why; New prints them.
+	Warnings []string
 }
 
 // Platform is what the defaults depend on besides the environment; tests
-// replace it to exercise other systems' branches.
+// replace it to exercise other systems' branches. It is the
+// internal/platform value (see System) plus what the directory defaults
+// need.
 type Platform struct {
 	GOOS string
+	// EUID is the effective user id; -1 where uids do not apply (Windows).
 	EUID int
 	// PasswdHome returns the user's home from the user database.
 	PasswdHome func() string
-	// XDGCacheHome and XDGConfigHome are adrg/xdg's answers, which know
-	// each OS's conventions (e.g. ~/Library/Caches on macOS).
+	// XDGCacheHome and XDGConfigHome are adrg/xdg's answers on Linux and
+	// other Unix systems, which honour XDG_CACHE_HOME and XDG_CONFIG_HOME.
+	// Windows and macOS do not use them: each has one fixed location.
 	XDGCacheHome, XDGConfigHome string
+	// Owner returns the uid owning the file fi describes, or -1 if
+	// unknown; nil reads it from the file. Tests fake other owners with it.
+	Owner func(fi fs.FileInfo) int
 }
 
 // CurrentPlatform describes the machine we run on.
 func CurrentPlatform() Platform {
+	sys := platform.Current()
 	return Platform{
-		GOOS: runtime.GOOS,
-		EUID: os.Geteuid(),
+		GOOS: sys.GOOS,
+		EUID: sys.Euid(),
 		PasswdHome: func() string {
 			u, err := user.Current()
 			if err != nil {
@@ -119,6 +130,45 @@ func CurrentPlatform() Platform {
 		XDGCacheHome:  xdg.CacheHome,
 		XDGConfigHome: xdg.ConfigHome,
 	}
+}
+
+// System returns p as the internal/platform value that file checks (owner
+// and mode, private directories) take, so that an injected Platform
+// reaches them too.
+func (p Platform) System() platform.Platform {
+	euid := p.EUID
+	return platform.Platform{GOOS: p.GOOS, Geteuid: func() int { return euid }, Owner: p.Owner}
+}
+
+// joinPath joins path elements with p's separator, so that Windows paths
+// come out right even when a test on Linux computes them.
+func (p Platform) joinPath(elem ...string) string {
+	if p.GOOS != "windows" || runtime.GOOS == "windows" {
+		return filepath.Join(elem...)
+	}
+	parts := make([]string, 0, len(elem))
+	for i, e := range elem {
+		if i > 0 {
+			e = strings.TrimLeft(e, `\/`)
+		}
+		if e = strings.TrimRight(e, `\/`); e != "" {
+			parts = append(parts, e)
+		}
+	}
+	return strings.Join(parts, `\`)
+}
+
+// isAbs reports whether path is absolute on p: C:\x or \\server\share on
+// Windows, /x elsewhere.
+func (p Platform) isAbs(path string) bool {
+	if p.GOOS != "windows" {
+		return strings.HasPrefix(path, "/")
+	}
+	if strings.HasPrefix(path, `\\`) || strings.HasPrefix(path, "//") {
+		return true
+	}
+	return len(path) >= 3 && path[1] == ':' && (path[2] == '\\' || path[2] == '/') &&
+		(path[0] >= 'a' && path[0] <= 'z' || path[0] >= 'A' && path[0] <= 'Z')
 }
 
 // ParseSettings reads the helper's variables once. cacheDirFlag is the
@@ -134,6 +184,12 @@ func ParseSettings(env tokensource.Env, p Platform, cacheDirFlag string) Setting
 	}
 	s.Config = configPathChoice(env, p)
 	s.Cache = cacheDirChoice(env, cacheDirFlag, p)
+	if s.Cache.Path != "" && !p.isAbs(s.Cache.Path) {
+		// A relative cache dir would follow whatever directory docker or
+		// the kubelet happens to run in.
+		s.Warnings = append(s.Warnings, fmt.Sprintf("%s %q is not an absolute path, so the token cache is not used; set an absolute path", s.Cache.Why, s.Cache.Path))
+		s.Cache = PathChoice{"", s.Cache.Why + " is not an absolute path"}
+	}
 	if d, set, err := parseBudget(env, EnvTimeout, s.Budgets.Get); err != nil {
 		s.Err = err
 	} else if set && d > 0 {
@@ -175,15 +231,28 @@ func usableHome(dir string) bool {
 }
 
 // cacheDirChoice picks the token cache directory: the --cache-dir flag,
-// DOCKER_CREDENTIAL_STACKIT_CACHE_DIR, the XDG cache dir, and with HOME
-// unset /var/lib/docker-credential-stackit for root or the passwd home
-// for other users. An empty Path disables the cache.
+// DOCKER_CREDENTIAL_STACKIT_CACHE_DIR, else one place per OS (see
+// osCacheDir). An empty Path disables the cache.
 func cacheDirChoice(env tokensource.Env, flagDir string, p Platform) PathChoice {
 	switch {
 	case flagDir != "":
 		return PathChoice{flagDir, "--cache-dir"}
 	case env(EnvCacheDir) != "":
 		return PathChoice{env(EnvCacheDir), EnvCacheDir}
+	}
+	switch p.GOOS {
+	case "windows":
+		if dir, why := windowsDir(env, p, "LOCALAPPDATA", "Local"); dir != "" {
+			return PathChoice{p.joinPath(dir, Name, "cache"), why}
+		}
+		return PathChoice{"", "neither LOCALAPPDATA nor USERPROFILE is set and the user has no home directory; set " + EnvCacheDir + " or pass --cache-dir to enable the cache"}
+	case "darwin":
+		if home, why := macHome(env, p); home != "" {
+			return PathChoice{p.joinPath(home, "Library", "Caches", Name), "~/Library/Caches (" + why + ")"}
+		}
+		return PathChoice{"", "HOME is unset and the user has no home directory; set " + EnvCacheDir + " or pass --cache-dir to enable the cache"}
+	}
+	switch {
 	case filepath.IsAbs(env("XDG_CACHE_HOME")):
 		// The XDG spec ignores relative values, and so does adrg/xdg.
 		return PathChoice{filepath.Join(p.XDGCacheHome, Name), "XDG_CACHE_HOME"}
@@ -199,11 +268,26 @@ func cacheDirChoice(env tokensource.Env, flagDir string, p Platform) PathChoice 
 }
 
 // configPathChoice picks the helper config file the same way; with HOME
-// unset, root reads /etc/docker-credential-stackit/config.json.
+// unset on Linux, root reads /etc/docker-credential-stackit/config.json.
 func configPathChoice(env tokensource.Env, p Platform) PathChoice {
-	switch {
-	case env(EnvConfig) != "":
+	if env(EnvConfig) != "" {
 		return PathChoice{env(EnvConfig), EnvConfig}
+	}
+	switch p.GOOS {
+	case "windows":
+		if dir, why := windowsDir(env, p, "APPDATA", "Roaming"); dir != "" {
+			return PathChoice{p.joinPath(dir, Name, "config.json"), why}
+		}
+		// Nothing to go by: a path that exists nowhere, so that store
+		// fails naming it instead of writing somewhere odd.
+		return PathChoice{p.joinPath(`C:\`, Name, "config.json"), "neither APPDATA nor USERPROFILE is set and the user has no home directory"}
+	case "darwin":
+		if home, why := macHome(env, p); home != "" {
+			return PathChoice{p.joinPath(home, "Library", "Application Support", Name, "config.json"), "~/Library/Application Support (" + why + ")"}
+		}
+		return PathChoice{SystemConfigPath, "HOME is unset and the user has no home directory"}
+	}
+	switch {
 	case filepath.IsAbs(env("XDG_CONFIG_HOME")):
 		return PathChoice{filepath.Join(p.XDGConfigHome, Name, "config.json"), "XDG_CONFIG_HOME"}
 	case env("HOME") != "":
@@ -217,4 +301,32 @@ func configPathChoice(env tokensource.Env, p Platform) PathChoice {
 	// Readable by everyone, writable by root only: store fails with a
 	// permission error naming this path instead of writing somewhere odd.
 	return PathChoice{SystemConfigPath, "HOME is unset and the user has no home directory"}
+}
+
+// windowsDir finds a Windows known folder from its variable (APPDATA or
+// LOCALAPPDATA), else under USERPROFILE or the account's profile as
+// AppData\<sub>. Whether HOME is set does not matter on Windows.
+func windowsDir(env tokensource.Env, p Platform, variable, sub string) (dir, why string) {
+	if v := env(variable); p.isAbs(v) {
+		return v, "%" + variable + "%"
+	}
+	if v := env("USERPROFILE"); p.isAbs(v) {
+		return p.joinPath(v, "AppData", sub), "%USERPROFILE%\\AppData\\" + sub + " (" + variable + " is unset)"
+	}
+	if v := p.PasswdHome(); p.isAbs(v) {
+		return p.joinPath(v, "AppData", sub), "the profile directory of the account (" + variable + " and USERPROFILE are unset)"
+	}
+	return "", ""
+}
+
+// macHome is the home directory on macOS: HOME, else the user database's
+// (launchd jobs may run without HOME). Either way the same place.
+func macHome(env tokensource.Env, p Platform) (home, why string) {
+	if h := env("HOME"); usableHome(h) {
+		return h, "HOME"
+	}
+	if h := p.PasswdHome(); usableHome(h) {
+		return h, "home directory from the user database"
+	}
+	return "", ""
 }

@@ -12,6 +12,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 )
 
@@ -48,6 +50,10 @@ type robotFile struct {
 	Token     *string         `json:"token"`
 	ExpiresAt json.RawMessage `json:"expires_at"`
 	Auths     json.RawMessage `json:"auths"`
+	// A STACKIT service account key has these instead.
+	Credentials json.RawMessage `json:"credentials"`
+	PublicKey   json.RawMessage `json:"publicKey"`
+	KeyType     json.RawMessage `json:"keyType"`
 }
 
 // ParseRobotAccount decodes a Harbor robot export
@@ -66,6 +72,9 @@ func ParseRobotAccount(data []byte) (*RobotAccount, error) {
 	}
 	if f.Name == nil && f.Secret == nil && f.Token == nil && len(f.Auths) > 0 {
 		return nil, errors.New(`this is a Docker config with "auths", not a robot account; download the robot's JSON instead (Harbor: Export to file; Quay: the robot's JSON view)`)
+	}
+	if f.Name == nil && f.Secret == nil && f.Token == nil && (len(f.Credentials) > 0 || len(f.PublicKey) > 0 || len(f.KeyType) > 0) {
+		return nil, errors.New("this is a STACKIT service account key, not a robot account; use serviceAccountKeyPath for it instead of robotAccountPath")
 	}
 	if f.Name == nil || *f.Name == "" {
 		return nil, errors.New(`no "name"; expected the robot's login, e.g. robot$project+ci`)
@@ -153,16 +162,49 @@ func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 // readRobotAccount reads and parses the robot file at path. It is read on
 // every get (each get is a new process), so a replaced file takes effect at
 // once and its secret is never copied anywhere.
-func readRobotAccount(path, origin string) (*RobotAccount, error) {
-	data, _, err := readSmallFile(path)
+//
+// Like ssh with key files, it refuses a file that another user could have
+// written (the file or its directory writable by group or others, or
+// owned by someone else than the user or root): whoever can write it
+// decides which secret is sent. It warns, at most once a day, when others
+// can read the secret.
+func readRobotAccount(path, origin string) (*RobotAccount, []Warning, error) {
+	p := platform.Current()
+	data, mode, err := readSmallFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read robot account file %s: %s; fix robotAccountPath in %s", path, describeFileError(err), origin)
+		return nil, nil, fmt.Errorf("read robot account file %s: %s; fix robotAccountPath in %s", path, describeFileError(err), origin)
+	}
+	if err := safefile.CheckTrusted(path, p); err != nil {
+		return nil, nil, untrustedRobotFile(path, err)
 	}
 	r, err := ParseRobotAccount(data)
 	if err != nil {
-		return nil, fmt.Errorf("robot account file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("robot account file %s: %w", path, err)
 	}
-	return r, nil
+	var warnings []Warning
+	if mode&0o077 != 0 && p.UnixPermissions() {
+		warnings = append(warnings, Warning{
+			Message:  fmt.Sprintf("robot account file %s is readable by others (mode %04o); run: chmod 600 %s", path, mode, safefile.ShellQuote(path)),
+			OnceADay: "mode\x00" + path,
+		})
+	}
+	return r, warnings, nil
+}
+
+// untrustedRobotFile words a failed trust check of the robot file at path.
+func untrustedRobotFile(path string, err error) error {
+	var e *safefile.Error
+	if !errors.As(err, &e) {
+		return fmt.Errorf("robot account file %s: %w", path, err)
+	}
+	what := "robot account file " + path + " " + e.Problem
+	if e.Path != path {
+		what = "robot account file " + path + ": its directory " + e.Path + " " + e.Problem
+	}
+	if errors.Is(err, safefile.ErrUntrusted) {
+		what += ", so another user could replace the robot's secret; refusing to use it"
+	}
+	return problem.Wrap(err, what, e.Fix)
 }
 
 // robotFlow serves a registry from a robot account file. Discovery only
@@ -180,11 +222,12 @@ func robotFlow(opts Options, o Overrides) *Flow {
 	}
 	// The login name is in the file: read it once for the plan, so list
 	// and status can show it; Token reads the file again.
-	if acct, err := readRobotAccount(r.path, r.origin); err == nil {
+	if acct, warnings, err := readRobotAccount(r.path, r.origin); err == nil {
 		f.Username = acct.Name
+		f.Warnings = warnings
 	}
 	f.check = func() ([]Fact, error) {
-		acct, err := readRobotAccount(r.path, r.origin)
+		acct, _, err := readRobotAccount(r.path, r.origin)
 		if err != nil {
 			return nil, err
 		}
@@ -206,7 +249,7 @@ type robotSource struct {
 // Token reads the robot file and checks its expiry: expired is an error,
 // and within robotExpiryWarning it warns, at most once a day.
 func (r *robotSource) Token(context.Context) (*Token, error) {
-	acct, err := readRobotAccount(r.path, r.origin)
+	acct, _, err := readRobotAccount(r.path, r.origin)
 	if err != nil {
 		return nil, err
 	}
@@ -230,14 +273,20 @@ func (r *robotSource) Token(context.Context) (*Token, error) {
 	return tok, nil
 }
 
-// roughDuration says how long is left in words a human reads at a glance.
+// roughDuration says how long is left in words a human reads at a glance,
+// rounded to the nearest day or hour: 3 days less the seconds a get takes
+// is "3 days", not "2 days".
 func roughDuration(d time.Duration) string {
+	const day = 24 * time.Hour
 	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d >= 2*day-day/2/24: // rounds to at least 2 days
+		return fmt.Sprintf("%d days", int((d+day/2)/day))
 	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", int(d.Hours()))
+		return fmt.Sprintf("%d hours", int((d+time.Hour/2)/time.Hour))
 	default:
-		return fmt.Sprintf("%d minutes", int(math.Ceil(d.Minutes())))
+		if m := int(math.Ceil(d.Minutes())); m != 1 {
+			return fmt.Sprintf("%d minutes", m)
+		}
+		return "1 minute"
 	}
 }

@@ -71,6 +71,10 @@ func configureCredHelpers(target credHelpersFile, args []string, env func(string
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q; use --registry HOST", fs.Arg(0))
 	}
+	// STACKIT tokens must not go to a public registry by accident.
+	if err := h.CheckPublicRegistries(hosts); err != nil {
+		return err
+	}
 
 	if len(hosts) == 0 {
 		served, err := h.ServedHosts()

@@ -143,7 +143,7 @@ func TestDoctorFailuresSayHowToFix(t *testing.T) {
 		{"broken config", func(f *fixture) {
 			require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
 			require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries":{"x":{"typo":1}}}`), 0o600))
-		}, nil, "invalid JSON", `expected {"registries"`},
+		}, nil, `unknown field "typo" in registries[x]`, "the fields are serviceAccountKeyPath, privateKeyPath"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,0 +1,32 @@
+package credhelper
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestIPLiteralWithTrailingDotIsNotThatIP(t *testing.T) {
+	for _, in := range []string{"127.0.0.1.:5000", "127.0.0.1.", "http://127.0.0.1.:5000/v2/", "[::1.]:5000", "10.0.0.1..", "1.2.3.4.:443"} {
+		got, err := NormalizeHost(in)
+		assert.Error(t, err, "%q gave %q", in, got)
+	}
+	got, err := NormalizeHost("127.0.0.1:5000")
+	assert.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:5000", got)
+	got, err = NormalizeHost("registry.example.com.:5000")
+	assert.NoError(t, err, "a name keeps its fully-qualified form")
+	assert.Equal(t, "registry.example.com:5000", got)
+}
+
+func TestServedIPHostDoesNotServeItsTrailingDotForm(t *testing.T) {
+	h, err := New(WithEnv(func(k string) string {
+		return map[string]string{EnvRegistries: "127.0.0.1:5000", EnvConfig: t.TempDir() + "/config.json"}[k]
+	}), WithWarnings(nil), WithCacheDir(""))
+	assert.NoError(t, err)
+	_, ok, err := h.Served("127.0.0.1:5000")
+	assert.NoError(t, err)
+	assert.True(t, ok)
+	_, ok, _ = h.Served("127.0.0.1.:5000")
+	assert.False(t, ok, "127.0.0.1. must not match 127.0.0.1")
+}
