@@ -2,33 +2,13 @@ package cli
 
 import (
 	"context"
-
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 )
-
-// isTerminal reports whether w is an interactive terminal. It needs no
-// dependency: a terminal is a character device, and /dev/null, the one
-// character device people redirect to, is excluded.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
-		return false
-	}
-	return true
-}
 
 // runToken implements `docker-credential-stackit token`: the access token
 // (or with --username the login name) for one registry, for scripts such
