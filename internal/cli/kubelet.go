@@ -299,7 +299,7 @@ func runKubelet(args []string, env func(string) string, stdin io.Reader, stdout,
 		fmt.Fprintf(stderr, "%s: kubelet: %s\n", Name, problem.OneLine(err))
 		return 1
 	}
-	cacheDir, err := parseCacheDirFlags("kubelet", args, stderr)
+	cacheDir, err := parseCacheDirFlags("kubelet", "kubelet [--cache-dir DIR]", args, stderr)
 	if errors.Is(err, errHelp) {
 		return 0
 	}

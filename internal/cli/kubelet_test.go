@@ -308,12 +308,13 @@ func TestKubeletWithoutHome(t *testing.T) {
 
 	_, stderr, code = f.kubelet(t, "", "--frobnicate")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "flag provided but not defined: -frobnicate; run docker-credential-stackit kubelet --help")
-	assert.Equal(t, 1, strings.Count(stderr, "\n"))
+	assert.Equal(t, "docker-credential-stackit: kubelet: unknown flag --frobnicate; run docker-credential-stackit kubelet --help\n", stderr)
 
-	_, stderr, code = f.kubelet(t, "", "--help")
+	out, stderr, code = f.kubelet(t, "", "--help")
 	assert.Equal(t, 0, code)
-	assert.Contains(t, stderr, "-cache-dir")
+	assert.Empty(t, out, "help is not a response")
+	assert.Contains(t, stderr, "Usage: docker-credential-stackit kubelet [--cache-dir DIR]")
+	assert.Contains(t, stderr, "\n  --cache-dir DIR\n", "flags are spelt as the usage text spells them")
 }
 
 func robotLogin() *credentials.Credentials {

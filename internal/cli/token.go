@@ -23,7 +23,7 @@ func runToken(args []string, env func(string) string, stdout, stderr io.Writer, 
 		fmt.Fprintf(stderr, "%s: token: %s\n", Name, problem.OneLine(err))
 		return 1
 	}
-	f := newCommandFlags("token", stderr)
+	f := newCommandFlags("token", "token [--registry HOST] [--username] [--force] [--cache-dir DIR]", stderr)
 	registry := f.String("registry", credhelper.DefaultRegistry, "registry `HOST` to get the token for")
 	username := f.Bool("username", false, "print the username (the service account email) instead of the token")
 	force := f.Bool("force", false, "print the token even when stdout is a terminal")
