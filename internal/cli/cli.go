@@ -31,9 +31,11 @@ minted from a STACKIT service account key or a federated CI/Kubernetes token.
 
 Usage:
   docker-credential-stackit <get|store|erase|list>   Docker credential helper protocol (stdin/stdout)
-  docker-credential-stackit configure-docker [--registry HOST]...
+  docker-credential-stackit configure-docker [--remove] [--registry HOST]...
                                                      add credHelpers entries to the Docker config
-  docker-credential-stackit configure-podman [--registry HOST]...
+                                                     ($DOCKER_CONFIG, else ~/.docker/config.json);
+                                                     --remove takes this helper's entries out again
+  docker-credential-stackit configure-podman [--remove] [--registry HOST]...
                                                      the same for podman, buildah and skopeo
                                                      ($REGISTRY_AUTH_FILE, else ~/.config/containers/auth.json)
   docker-credential-stackit kubelet [--cache-dir DIR]
@@ -112,6 +114,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(stri
 		if args[0] == "configure-podman" {
 			target = containersAuth
 		}
+		target.goos = p.GOOS
 		if err := configureCredHelpers(target, args[1:], env, h, stderr); err != nil {
 			fmt.Fprintf(stderr, "%s: %s: %s\n", Name, args[0], problem.OneLine(err))
 			return 1
