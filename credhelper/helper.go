@@ -229,7 +229,13 @@ func (h *Helper) Served(serverURL string) (host string, ok bool, err error) {
 func (h *Helper) lookupHost(serverURL string) (host string, entry RegistryConfig, ok bool, err error) {
 	host, err = NormalizeHost(serverURL)
 	if err != nil {
-		h.debugf("%q is not a registry host", serverURL)
+		// At most 100 bytes of what the caller sent, each one printable.
+		h.debugf("%q is not a registry host", strings.Map(func(r rune) rune {
+			if r < 0x20 || r >= 0x7f {
+				return '?'
+			}
+			return r
+		}, serverURL[:min(len(serverURL), 100)]))
 		return "", RegistryConfig{}, false, nil
 	}
 	hosts, err := h.allowed()

@@ -31,9 +31,11 @@ minted from a STACKIT service account key or a federated CI/Kubernetes token.
 
 Usage:
   docker-credential-stackit <get|store|erase|list>   Docker credential helper protocol (stdin/stdout)
-  docker-credential-stackit configure-docker [--registry HOST]...
+  docker-credential-stackit configure-docker [--remove] [--registry HOST]...
                                                      add credHelpers entries to the Docker config
-  docker-credential-stackit configure-podman [--registry HOST]...
+                                                     ($DOCKER_CONFIG, else ~/.docker/config.json);
+                                                     --remove takes this helper's entries out again
+  docker-credential-stackit configure-podman [--remove] [--registry HOST]...
                                                      the same for podman, buildah and skopeo
                                                      ($REGISTRY_AUTH_FILE, else ~/.config/containers/auth.json)
   docker-credential-stackit kubelet [--cache-dir DIR]
@@ -98,6 +100,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(stri
 	case "--help", "-h", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "get", "store", "erase", "list":
+		return runProtocol(args[0], args[1:], stdin, stdout, stderr, env, p)
 	}
 	h, err := newHelper(env, stderr, "", p)
 	if err != nil {
@@ -105,6 +109,57 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(stri
 		return 1
 	}
 	switch args[0] {
+	case "configure-docker", "configure-podman":
+		target := dockerConfigFile
+		if args[0] == "configure-podman" {
+			target = containersAuth
+		}
+		target.goos = p.GOOS
+		if err := configureCredHelpers(target, args[1:], env, h, stderr); err != nil {
+			fmt.Fprintf(stderr, "%s: %s: %s\n", Name, args[0], problem.OneLine(err))
+			return 1
+		}
+		return 0
+	default:
+		fmt.Fprintf(stderr, "%s: unknown command %q; run %s --help\n", Name, truncate(args[0], 80), Name)
+		return 1
+	}
+}
+
+// protocolHelp is the help of the Docker protocol commands, which take no
+// flags or arguments.
+var protocolHelp = map[string]string{
+	"get":   "get\n\nReads a registry host (or URL) on stdin and prints {\"ServerURL\",\"Username\",\"Secret\"} as Docker expects.\nTry it: echo registry.onstackit.cloud | docker-credential-stackit get\n",
+	"store": "store\n\nReads {\"ServerURL\",\"Username\",\"Secret\"} on stdin (docker login) and keeps that login for the registry.\n",
+	"erase": "erase\n\nReads a registry host on stdin (docker logout) and forgets its stored login and cached token.\n",
+	"list":  "list\n\nPrints the served registries and their usernames as a JSON object.\n",
+}
+
+// runProtocol runs one command of the Docker credential helper protocol.
+// Its answer, and on failure one line of error, go to stdout, as Docker
+// expects. Docker does not show that line, so every error other than
+// credentials-not-found (a normal answer for hosts we do not serve) is also
+// written to stderr as one line that names the helper and the command.
+func runProtocol(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string, p credhelper.Platform) int {
+	fail := func(err error) int {
+		fmt.Fprintln(stdout, problem.OneLine(err))
+		if !credhelper.IsNotFound(err) {
+			fmt.Fprintf(stderr, "%s: %s: %s\n", Name, cmd, problem.OneLine(err))
+		}
+		return 1
+	}
+	// No flags, no arguments; but -h and --help show the command's help
+	// instead of running it.
+	if err := parseCommandFlags(newFlagSet(cmd), args, protocolHelp[cmd], stderr); errors.Is(err, errHelp) {
+		return 0
+	} else if err != nil {
+		return fail(err)
+	}
+	h, err := newHelper(env, stderr, "", p)
+	if err != nil {
+		return fail(err)
+	}
+	switch cmd {
 	case "get":
 		err = runGet(h, stdin, stdout)
 	case "store":
@@ -113,23 +168,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(stri
 		err = runErase(h, stdin)
 	case "list":
 		err = runList(h, stdout)
-	case "configure-docker", "configure-podman":
-		target := dockerConfigFile
-		if args[0] == "configure-podman" {
-			target = containersAuth
-		}
-		if err := configureCredHelpers(target, args[1:], env, h, stderr); err != nil {
-			fmt.Fprintf(stderr, "%s: %s: %s\n", Name, args[0], problem.OneLine(err))
-			return 1
-		}
-		return 0
-	default:
-		fmt.Fprintf(stderr, "%s: unknown command %q; run %s --help\n", Name, args[0], Name)
-		return 1
 	}
 	if err != nil {
-		fmt.Fprintln(stdout, problem.OneLine(err))
-		return 1
+		return fail(err)
 	}
 	return 0
 }
@@ -190,6 +231,10 @@ func runStore(h *credhelper.Helper, stdin io.Reader) error {
 	if c.ServerURL == "" {
 		return credentials.NewErrCredentialsMissingServerURL()
 	}
+	if _, err := credhelper.NormalizeHost(c.ServerURL); err != nil {
+		// Quote only a prefix: stdin may hold 64 KiB.
+		return fmt.Errorf("ServerURL %q is not a registry host", truncate(c.ServerURL, 100))
+	}
 	if c.Username == "" {
 		return credentials.NewErrCredentialsMissingUsername()
 	}
@@ -202,7 +247,7 @@ func runErase(h *credhelper.Helper, stdin io.Reader) error {
 		return err
 	}
 	if serverURL == "" {
-		return credentials.NewErrCredentialsMissingServerURL()
+		return errors.New("no credentials server URL: pass the registry host on stdin, e.g. echo registry.onstackit.cloud | docker-credential-stackit erase")
 	}
 	return h.Delete(serverURL)
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
@@ -33,8 +34,10 @@ func (l *hostList) Set(v string) error {
 // file that podman, buildah and skopeo read. Both get the same treatment.
 type credHelpersFile struct {
 	command string
+	// goos is the platform's GOOS, which says where the home directory is.
+	goos string
 	// locate finds the file from the (injected) environment.
-	locate func(env func(string) string) (string, error)
+	locate func(env func(string) string, goos string) (string, error)
 	// shadowed optionally warns about files the tool reads first.
 	shadowed func(env func(string) string, hosts []string, stderr io.Writer)
 }
@@ -59,17 +62,15 @@ func configureCredHelpers(target credHelpersFile, args []string, env func(string
 	fs.Usage = func() {}
 	var hosts hostList
 	fs.Var(&hosts, "registry", "registry `HOST` to configure (repeatable; default: every served registry)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "usage: %s %s [--registry HOST]...\n", Name, target.command)
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
+	remove := fs.Bool("remove", false, "remove this helper's credHelpers entries instead (those of --registry, default: all of them); other entries stay")
+	if err := parseCommandFlags(fs, args, target.command+" [--remove] [--registry HOST]...", stderr); err != nil {
+		if errors.Is(err, errHelp) {
 			return nil
 		}
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q; use --registry HOST", fs.Arg(0))
+	if *remove {
+		return removeCredHelpers(target, hosts, env, stderr)
 	}
 	// STACKIT tokens must not go to a public registry by accident.
 	if err := h.CheckPublicRegistries(hosts); err != nil {
@@ -84,7 +85,7 @@ func configureCredHelpers(target credHelpersFile, args []string, env func(string
 		hosts = served
 	}
 
-	path, err := target.locate(env)
+	path, err := target.locate(env, target.goos)
 	if err != nil {
 		return err
 	}
@@ -118,32 +119,49 @@ func configureCredHelpers(target credHelpersFile, args []string, env func(string
 	return nil
 }
 
-func dockerConfigPath(env func(string) string) (string, error) {
+// dockerConfigPath finds Docker's config.json as Docker does:
+// $DOCKER_CONFIG/config.json, else .docker/config.json in the home
+// directory (os.UserHomeDir's answer: HOME, or USERPROFILE on Windows, read
+// from the injected environment so that tests can play either platform).
+func dockerConfigPath(env func(string) string, goos string) (string, error) {
 	if dir := env("DOCKER_CONFIG"); dir != "" {
 		return filepath.Join(dir, "config.json"), nil
 	}
-	home := env("HOME")
+	home := env(homeVar(goos))
 	if home == "" {
-		return "", errors.New("HOME is not set; set DOCKER_CONFIG to the directory of Docker's config.json")
+		return "", fmt.Errorf("%s is not set; set DOCKER_CONFIG to the directory of Docker's config.json", homeVar(goos))
 	}
 	return filepath.Join(home, ".docker", "config.json"), nil
 }
 
+// homeVar is the variable that names the home directory, as os.UserHomeDir
+// reads it.
+func homeVar(goos string) string {
+	switch goos {
+	case "windows":
+		return "USERPROFILE"
+	case "plan9":
+		return "home"
+	}
+	return "HOME"
+}
+
 // containersAuthPath is the file podman login would use if it persisted
 // across reboots: REGISTRY_AUTH_FILE, else $XDG_CONFIG_HOME (default
-// ~/.config)/containers/auth.json. The default of podman login itself,
+// ~/.config, with the home directory as Docker finds it)/containers/auth.json.
+// The default of podman login itself on Linux,
 // ${XDG_RUNTIME_DIR}/containers/auth.json, is a tmpfs and is wiped at logout.
-func containersAuthPath(env func(string) string) (string, error) {
+func containersAuthPath(env func(string) string, goos string) (string, error) {
 	if p := env("REGISTRY_AUTH_FILE"); p != "" {
 		return p, nil
 	}
 	if dir := env("XDG_CONFIG_HOME"); dir != "" {
 		return filepath.Join(dir, "containers", "auth.json"), nil
 	}
-	if home := env("HOME"); home != "" {
+	if home := env(homeVar(goos)); home != "" {
 		return filepath.Join(home, ".config", "containers", "auth.json"), nil
 	}
-	return "", errors.New("REGISTRY_AUTH_FILE, XDG_CONFIG_HOME and HOME are all unset; set REGISTRY_AUTH_FILE to the containers auth file, e.g. /etc/containers/auth.json")
+	return "", fmt.Errorf("REGISTRY_AUTH_FILE, XDG_CONFIG_HOME and %s are all unset; set REGISTRY_AUTH_FILE to the containers auth file, e.g. /etc/containers/auth.json", homeVar(goos))
 }
 
 // warnRuntimeAuthFile points out entries for our hosts in the runtime auth
@@ -175,63 +193,135 @@ func warnRuntimeAuthFile(env func(string) string, hosts []string, stderr io.Writ
 	}
 }
 
-// mergeCredHelpers sets credHelpers[host] = "stackit" for each host and
-// reports whether the file changed.
-func mergeCredHelpers(path string, hosts []string, stderr io.Writer) (bool, error) {
+// credHelpersDoc is a parsed Docker config or containers auth file: every
+// top-level key as it was, the credHelpers map and the file's mode.
+type credHelpersDoc struct {
+	path    string // symlinks resolved
+	exists  bool
+	mode    os.FileMode
+	doc     map[string]json.RawMessage
+	helpers map[string]string
+}
+
+// readCredHelpers reads path; a missing file is an empty document.
+func readCredHelpers(path string) (*credHelpersDoc, error) {
 	// Write through symlinks (dotfile managers link config.json) instead of
 	// replacing the link with a file.
 	if resolved, err := filepath.EvalSymlinks(path); err == nil {
 		path = resolved
 	}
-	mode := os.FileMode(0o600)
-	doc := map[string]json.RawMessage{}
+	d := &credHelpersDoc{path: path, mode: 0o600, doc: map[string]json.RawMessage{}, helpers: map[string]string{}}
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return false, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-		}
+		return d, nil
 	case err != nil:
-		return false, fmt.Errorf("read %s: %w", path, err)
-	default:
-		if fi, err := os.Stat(path); err == nil {
-			mode = fi.Mode().Perm()
-		}
-		if len(bytes.TrimSpace(data)) > 0 {
-			if err := json.Unmarshal(data, &doc); err != nil {
-				return false, fmt.Errorf("%s is not a JSON object (%v); fix it by hand, then run this again", path, err)
-			}
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	d.exists = true
+	if fi, err := os.Stat(path); err == nil {
+		d.mode = fi.Mode().Perm()
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &d.doc); err != nil {
+			return nil, fmt.Errorf("%s is not a JSON object (%v); fix it by hand, then run this again", path, err)
 		}
 	}
-	helpers := map[string]string{}
-	if raw, ok := doc["credHelpers"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &helpers); err != nil {
-			return false, fmt.Errorf("%s: credHelpers is not an object of strings", path)
+	if raw, ok := d.doc["credHelpers"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &d.helpers); err != nil {
+			return nil, fmt.Errorf("%s: credHelpers is not an object of strings", path)
 		}
+	}
+	return d, nil
+}
+
+// write replaces the file atomically with the document, keeping its mode.
+func (d *credHelpersDoc) write() error {
+	if !d.exists {
+		if err := os.MkdirAll(filepath.Dir(d.path), 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", filepath.Dir(d.path), err)
+		}
+	}
+	raw, _ := json.Marshal(d.helpers)
+	d.doc["credHelpers"] = raw
+	out, err := json.MarshalIndent(d.doc, "", "\t")
+	if err != nil {
+		return fmt.Errorf("render %s: %w", d.path, err)
+	}
+	if err := atomicfile.Write(d.path, append(out, '\n'), d.mode); err != nil {
+		return fmt.Errorf("write %s: %w", d.path, err)
+	}
+	return nil
+}
+
+// mergeCredHelpers sets credHelpers[host] = "stackit" for each host and
+// reports whether the file changed.
+func mergeCredHelpers(path string, hosts []string, stderr io.Writer) (bool, error) {
+	d, err := readCredHelpers(path)
+	if err != nil {
+		return false, err
 	}
 	changed := false
 	for _, h := range hosts {
-		switch old := helpers[h]; old {
+		switch old := d.helpers[h]; old {
 		case HelperName:
 			continue
 		case "":
 		default:
-			fmt.Fprintf(stderr, "%s: %s: credHelpers[%q] was %q, now %q\n", Name, path, h, old, HelperName)
+			fmt.Fprintf(stderr, "%s: %s: credHelpers[%q] was %q, now %q\n", Name, d.path, h, old, HelperName)
 		}
-		helpers[h] = HelperName
+		d.helpers[h] = HelperName
 		changed = true
 	}
 	if !changed {
 		return false, nil
 	}
-	raw, _ := json.Marshal(helpers)
-	doc["credHelpers"] = raw
-	out, err := json.MarshalIndent(doc, "", "\t")
+	return true, d.write()
+}
+
+// removeCredHelpers implements --remove: it deletes the credHelpers
+// entries that point at this helper, for the named hosts or, without
+// --registry, all of them. Entries for other helpers, every other key and
+// the file's mode stay; a missing file stays missing. It says in one line
+// what changed.
+func removeCredHelpers(target credHelpersFile, hosts []string, env func(string) string, stderr io.Writer) error {
+	path, err := target.locate(env, target.goos)
 	if err != nil {
-		return false, fmt.Errorf("render %s: %w", path, err)
+		return err
 	}
-	if err := atomicfile.Write(path, append(out, '\n'), mode); err != nil {
-		return false, fmt.Errorf("write %s: %w", path, err)
+	d, err := readCredHelpers(path)
+	if err != nil {
+		return err
 	}
-	return true, nil
+	var removed []string
+	if len(hosts) == 0 {
+		for h, helper := range d.helpers {
+			if helper == HelperName {
+				removed = append(removed, h)
+			}
+		}
+		slices.Sort(removed)
+	} else {
+		for _, h := range hosts {
+			if d.helpers[h] == HelperName && !slices.Contains(removed, h) {
+				removed = append(removed, h)
+			}
+		}
+	}
+	if len(removed) == 0 {
+		what := "any registry"
+		if len(hosts) > 0 {
+			what = strings.Join(hosts, ", ")
+		}
+		fmt.Fprintf(stderr, "%s: %s does not use %s for %s; nothing changed\n", Name, path, Name, what)
+		return nil
+	}
+	for _, h := range removed {
+		delete(d.helpers, h)
+	}
+	if err := d.write(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "%s: %s no longer uses %s for %s\n", Name, path, Name, strings.Join(removed, ", "))
+	return nil
 }

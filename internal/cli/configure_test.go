@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
@@ -230,4 +231,118 @@ func configureFor(target credHelpersFile, args []string, env map[string]string, 
 		return err
 	}
 	return configureCredHelpers(target, args, lookup, h, stderr)
+}
+
+func TestConfigureFindsTheHomeAsTheOSDoes(t *testing.T) {
+	dir := t.TempDir()
+	// PowerShell: no HOME, the profile in USERPROFILE.
+	env := map[string]string{"USERPROFILE": dir, credhelper.EnvConfig: filepath.Join(dir, "helper", "config.json")}
+	docker, podman := dockerConfigFile, containersAuth
+	docker.goos, podman.goos = "windows", "windows"
+	var stderr bytes.Buffer
+	require.NoError(t, configureFor(docker, nil, env, &stderr), stderr.String())
+	require.NoError(t, configureFor(podman, nil, env, &stderr), stderr.String())
+	for _, path := range []string{filepath.Join(dir, ".docker", "config.json"), filepath.Join(dir, ".config", "containers", "auth.json")} {
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"credHelpers":{"registry.onstackit.cloud":"stackit"}}`, string(data))
+	}
+
+	// On Unix USERPROFILE means nothing; HOME is the home.
+	docker.goos, podman.goos = "linux", "linux"
+	err := configureFor(docker, nil, env, &stderr)
+	require.Error(t, err)
+	assert.Equal(t, "HOME is not set; set DOCKER_CONFIG to the directory of Docker's config.json", err.Error())
+	err = configureFor(podman, nil, env, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "REGISTRY_AUTH_FILE, XDG_CONFIG_HOME and HOME are all unset")
+
+	docker.goos = "windows"
+	delete(env, "USERPROFILE")
+	env["HOME"] = dir
+	err = configureFor(docker, nil, env, &stderr)
+	require.Error(t, err)
+	assert.Equal(t, "USERPROFILE is not set; set DOCKER_CONFIG to the directory of Docker's config.json", err.Error())
+}
+
+func TestConfigureRemoveTakesOutOnlyThisHelpersEntries(t *testing.T) {
+	for _, target := range []credHelpersFile{dockerConfigFile, containersAuth} {
+		t.Run(target.command, func(t *testing.T) {
+			env, path := configureEnv(t)
+			if target.command == "configure-podman" {
+				path = filepath.Join(env["HOME"], "auth.json")
+				env["REGISTRY_AUTH_FILE"] = path
+			}
+			require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+			original := `{"auths":{"x.example.com":{"auth":"dTpw"}},"credsStore":"desktop","credHelpers":{"gcr.io":"gcloud","registry.onstackit.cloud":"stackit","team.example.com:5000":"stackit","other.example.com":"desktop"},"experimental":"enabled"}`
+			require.NoError(t, os.WriteFile(path, []byte(original), 0o640))
+			require.NoError(t, os.Chmod(path, 0o640))
+			run := func(args ...string) string {
+				var stderr bytes.Buffer
+				require.NoError(t, configureFor(target, args, env, &stderr))
+				return stderr.String()
+			}
+			var want map[string]any
+			require.NoError(t, json.Unmarshal([]byte(original), &want))
+			check := func(helpers map[string]any) {
+				t.Helper()
+				data, err := os.ReadFile(path)
+				require.NoError(t, err)
+				var doc map[string]any
+				require.NoError(t, json.Unmarshal(data, &doc))
+				want["credHelpers"] = helpers
+				assert.Equal(t, want, doc)
+				fi, err := os.Stat(path)
+				require.NoError(t, err)
+				assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), "mode kept")
+			}
+
+			// A named host of another helper stays.
+			msg := run("--remove", "--registry", "Team.Example.com:5000", "--registry", "other.example.com")
+			assert.Equal(t, "docker-credential-stackit: "+path+" no longer uses docker-credential-stackit for team.example.com:5000\n", msg)
+			check(map[string]any{"gcr.io": "gcloud", "registry.onstackit.cloud": "stackit", "other.example.com": "desktop"})
+
+			msg = run("--remove")
+			assert.Equal(t, "docker-credential-stackit: "+path+" no longer uses docker-credential-stackit for registry.onstackit.cloud\n", msg)
+			check(map[string]any{"gcr.io": "gcloud", "other.example.com": "desktop"})
+
+			// Again: nothing to do, byte for byte.
+			before, err := os.ReadFile(path)
+			require.NoError(t, err)
+			msg = run("--remove")
+			assert.Equal(t, "docker-credential-stackit: "+path+" does not use docker-credential-stackit for any registry; nothing changed\n", msg)
+			msg = run("--remove", "--registry", "gcr.io")
+			assert.Equal(t, "docker-credential-stackit: "+path+" does not use docker-credential-stackit for gcr.io; nothing changed\n", msg)
+			after, err := os.ReadFile(path)
+			require.NoError(t, err)
+			assert.Equal(t, string(before), string(after))
+			assert.NoFileExists(t, env[credhelper.EnvConfig], "the helper config is not touched")
+		})
+	}
+}
+
+func TestConfigureRemoveLeavesAMissingFileMissing(t *testing.T) {
+	env, path := configureEnv(t)
+	msg, err := configure(t, env, "--remove")
+	require.NoError(t, err)
+	assert.Equal(t, "docker-credential-stackit: "+path+" does not use docker-credential-stackit for any registry; nothing changed\n", msg)
+	assert.NoFileExists(t, path)
+	assert.NoDirExists(t, filepath.Dir(path))
+}
+
+func TestConfigureRemoveUndoesConfigureThroughMain(t *testing.T) {
+	f := newFixture(t)
+	f.env["DOCKER_CONFIG"] = filepath.Join(f.dir, "docker")
+	path := filepath.Join(f.dir, "docker", "config.json")
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
+	require.NoError(t, os.WriteFile(path, []byte(`{"auths":{}}`), 0o600))
+	_, code := f.run(t, "", "configure-docker")
+	require.Equal(t, 0, code, f.stderr.String())
+	f.stderr.Reset()
+	_, code = f.run(t, "", "configure-docker", "--remove")
+	require.Equal(t, 0, code, f.stderr.String())
+	assert.Equal(t, 1, strings.Count(f.stderr.String(), "\n"), "one line: %q", f.stderr.String())
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"auths":{},"credHelpers":{}}`, string(data))
 }

@@ -21,7 +21,7 @@ import (
 // material, no inline environment value. The exit status is 1 when a token
 // cannot be obtained for a registry it checked.
 func runDoctor(args []string, env func(string) string, stdout, stderr io.Writer, p credhelper.Platform) int {
-	f := newCommandFlags("doctor", stderr)
+	f := newCommandFlags("doctor", "doctor [--registry HOST]... [--cache-dir DIR]", stderr)
 	var only hostList
 	f.Var(&only, "registry", "check only this registry `HOST` (repeatable; default: every allowed registry)")
 	if err := f.parse(args); errors.Is(err, errHelp) {

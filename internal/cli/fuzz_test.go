@@ -11,6 +11,8 @@ func FuzzDecodeKubeletRequest(f *testing.F) {
 		kubeletRequestJSON(kubeletAPIVersionV1, "registry.onstackit.cloud/p/a:1"),
 		`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"a.b/c","serviceAccountToken":"t","serviceAccountAnnotations":{"k":"v"}}`,
 		`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1beta1","kind":"CredentialProviderRequest","image":"x"} `,
+		kubeletRequestJSON(kubeletAPIVersionV1, "registry.onstackit.cloud#.evil.com/p/app:1"),
+		kubeletRequestJSON(kubeletAPIVersionV1, "[::1]:5000/p/app:1"),
 		`{}`, `[]`, `null`, ``, `{"image":null}`, `{"serviceAccountAnnotations":{"a":1}}`,
 	} {
 		f.Add([]byte(seed))
@@ -28,6 +30,12 @@ func FuzzDecodeKubeletRequest(f *testing.F) {
 		}
 		if !kubeletAPIVersions[req.APIVersion] || req.Kind != kubeletRequestKind || strings.TrimSpace(req.Image) == "" {
 			t.Fatalf("accepted an invalid request %+v", req)
+		}
+		// A registry we would key credentials by is exactly a host.
+		if raw, host, err := imageRegistry(req.Image); err == nil {
+			if !validReferenceDomain(raw) || !strings.EqualFold(raw, host) && raw != "docker.io" {
+				t.Fatalf("image %q: auth key %q for host %q", req.Image, raw, host)
+			}
 		}
 		// What we accept survives a round trip unchanged.
 		again, err := json.Marshal(req)

@@ -130,19 +130,78 @@ func truncate(s string, n int) string {
 }
 
 // imageRegistry returns the registry part of an image reference exactly as
-// written (the kubelet matches auth keys against it) and its normalised
-// host. References without a registry part mean Docker Hub.
+// written (the kubelet matches auth keys against it, letter case included)
+// and its normalised host. As in the Docker reference grammar, the first
+// path component is a registry only if it has a dot or a colon, is
+// localhost or has upper case letters; otherwise the image is on Docker Hub.
+// A registry part that is not a reference domain (see validReferenceDomain)
+// is an error: the image is malformed, and a string such as
+// "registry.onstackit.cloud#.evil.com" must never become an auth key.
 func imageRegistry(image string) (raw, host string, err error) {
 	image = strings.TrimSpace(image)
 	first, _, hasSlash := strings.Cut(image, "/")
-	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost" && strings.ToLower(first) == first) {
 		return "docker.io", "docker.io", nil
+	}
+	bad := fmt.Errorf("image %q does not start with a registry host", truncate(image, 200))
+	if !validReferenceDomain(first) {
+		return "", "", bad
 	}
 	host, err = credhelper.NormalizeHost(first)
 	if err != nil {
-		return "", "", fmt.Errorf("image %q does not start with a registry host", truncate(image, 200))
+		return "", "", bad
 	}
 	return first, host, nil
+}
+
+// validReferenceDomain reports whether s is a domain of the OCI/Docker
+// reference grammar (distribution/reference):
+//
+//	domain           := host [':' port-number]
+//	host             := domain-name | '[' ipv6address ']'
+//	domain-name      := domain-component ('.' domain-component)*
+//	domain-component := /([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])/
+//	port-number      := /[0-9]+/
+//	ipv6address      := /[a-fA-F0-9:]+/ (bracketed)
+//
+// A registry part that passes is exactly a host and port: no user info,
+// path, query, fragment, white space or escapes.
+func validReferenceDomain(s string) bool {
+	host, port, hasPort := s, "", false
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return false
+		}
+		host = s[:end+1]
+		if rest := s[end+1:]; rest != "" {
+			if rest[0] != ':' {
+				return false
+			}
+			port, hasPort = rest[1:], true
+		}
+	} else {
+		host, port, hasPort = strings.Cut(s, ":")
+	}
+	if hasPort && (port == "" || strings.Trim(port, "0123456789") != "") {
+		return false
+	}
+	if strings.HasPrefix(host, "[") {
+		ip := host[1 : len(host)-1]
+		return ip != "" && strings.Trim(ip, "0123456789abcdefABCDEF:") == ""
+	}
+	for _, c := range strings.Split(host, ".") {
+		if c == "" || c[0] == '-' || c[len(c)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(c); i++ {
+			b := c[i]
+			if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // kubeletResponseFor answers one request. An image on a host this helper
@@ -240,7 +299,7 @@ func runKubelet(args []string, env func(string) string, stdin io.Reader, stdout,
 		fmt.Fprintf(stderr, "%s: kubelet: %s\n", Name, problem.OneLine(err))
 		return 1
 	}
-	cacheDir, err := parseCacheDirFlags("kubelet", args, stderr)
+	cacheDir, err := parseCacheDirFlags("kubelet", "kubelet [--cache-dir DIR]", args, stderr)
 	if errors.Is(err, errHelp) {
 		return 0
 	}

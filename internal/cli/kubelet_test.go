@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +152,41 @@ func TestKubeletUnparseableRegistryIsForeign(t *testing.T) {
 	assert.Equal(t, 0, f.srv.Requests())
 }
 
+func TestKubeletKeysAuthOnlyByAValidRegistryHost(t *testing.T) {
+	f := newFixture(t)
+	for _, image := range []string{
+		"registry.onstackit.cloud#.evil.com/p/app:1",
+		"registry.onstackit.cloud?.evil.com/p/app:1",
+		"registry.onstackit.cloud:443#x/p/app:1",
+		"registry.onstackit.cloud:/p/app:1",
+		"registry.onstackit.cloud:https/p/app:1",
+		"registry.onstackit.cloud%2f.evil.com/p/app:1",
+		"registry.onstackit.cloud./p/app:1",
+		"-registry.onstackit.cloud/p/app:1",
+		"[::1/p/app:1",
+	} {
+		out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, image))
+		require.Equal(t, 0, code, "%s: %s", image, stderr)
+		resp := decodeK8sResponse(t, out)
+		assert.Empty(t, resp.Auth, image)
+		assert.Equal(t, "0s", resp.CacheDuration, image)
+	}
+	assert.Equal(t, 0, f.srv.Requests(), "no token for a malformed registry")
+
+	out, stderr, code := f.kubelet(t, kubeletRequestJSON(kubeletAPIVersionV1, "registry.onstackit.cloud/p/app:1"))
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, []string{"registry.onstackit.cloud"}, slices.Collect(maps.Keys(decodeK8sResponse(t, out).Auth)))
+}
+
+func TestValidReferenceDomain(t *testing.T) {
+	for _, s := range []string{"registry.onstackit.cloud", "Team.Example.com", "localhost", "localhost:5000", "127.0.0.1:5000", "a", "a-b.c1", "[::1]", "[::1]:5000", "[fe80::1]"} {
+		assert.True(t, validReferenceDomain(s), s)
+	}
+	for _, s := range []string{"", ".", "a.", ".a", "a..b", "-a.b", "a-.b", "a_b.c", "a.b:", "a.b:x", "a.b:1:2", "a.b#c", "a.b?c", "a@b.c", "a b", "a.b%2f", "[]", "[::1", "[::1]x", "[::1]:", "[g::1]", "ä.example.com", `a.b\x`} {
+		assert.False(t, validReferenceDomain(s), s)
+	}
+}
+
 func TestKubeletStaticSecretsAreCachedBriefly(t *testing.T) {
 	f := newFixture(t)
 	require.NoError(t, f.helper().Add(robotLogin()))
@@ -271,12 +308,13 @@ func TestKubeletWithoutHome(t *testing.T) {
 
 	_, stderr, code = f.kubelet(t, "", "--frobnicate")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "flag provided but not defined: -frobnicate; run docker-credential-stackit kubelet --help")
-	assert.Equal(t, 1, strings.Count(stderr, "\n"))
+	assert.Equal(t, "docker-credential-stackit: kubelet: unknown flag --frobnicate; run docker-credential-stackit kubelet --help\n", stderr)
 
-	_, stderr, code = f.kubelet(t, "", "--help")
+	out, stderr, code = f.kubelet(t, "", "--help")
 	assert.Equal(t, 0, code)
-	assert.Contains(t, stderr, "-cache-dir")
+	assert.Empty(t, out, "help is not a response")
+	assert.Contains(t, stderr, "Usage: docker-credential-stackit kubelet [--cache-dir DIR]")
+	assert.Contains(t, stderr, "\n  --cache-dir DIR\n", "flags are spelt as the usage text spells them")
 }
 
 func robotLogin() *credentials.Credentials {

@@ -487,3 +487,86 @@ func TestUsageListsEveryCommand(t *testing.T) {
 		assert.Contains(t, out, cmd)
 	}
 }
+
+func TestProtocolErrorsAreAlsoOneLineOnStderr(t *testing.T) {
+	f := newFixture(t)
+	f.srv.DeleteKey(f.acct)
+	out, code := f.run(t, credhelper.DefaultRegistry, "get")
+	assert.Equal(t, 1, code)
+	require.Equal(t, 1, strings.Count(out, "\n"), out)
+	assert.Contains(t, out, "does not know key id")
+	assert.Contains(t, f.stderr.String(), "docker-credential-stackit: get: "+out, "Docker hides stdout; stderr says the same, with the prefix")
+
+	for _, c := range []struct{ stdin, cmd, want string }{
+		{"not json", "store", `docker-credential-stackit: store: store expects {"ServerURL":"…","Username":"…","Secret":"…"} on stdin` + "\n"},
+		{"", "erase", "docker-credential-stackit: erase: no credentials server URL: pass the registry host on stdin, e.g. echo registry.onstackit.cloud | docker-credential-stackit erase\n"},
+		{"", "get", "docker-credential-stackit: get: no credentials server URL: pass the registry host on stdin, e.g. echo registry.onstackit.cloud | docker-credential-stackit get\n"},
+	} {
+		f.stderr.Reset()
+		out, code := f.run(t, c.stdin, c.cmd)
+		assert.Equal(t, 1, code, c.cmd)
+		assert.Equal(t, c.want, f.stderr.String(), c.cmd)
+		assert.Equal(t, strings.TrimPrefix(c.want, "docker-credential-stackit: "+c.cmd+": "), out, "stdout keeps the protocol text")
+	}
+}
+
+func TestNotFoundStaysOffStderr(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct{ stdin, cmd string }{{"ghcr.io", "get"}, {"ghcr.io", "erase"}} {
+		f.stderr.Reset()
+		out, code := f.run(t, c.stdin, c.cmd)
+		assert.Equal(t, 1, code)
+		assert.Equal(t, "credentials not found in native keychain\n", out)
+		assert.NotContains(t, f.stderr.String(), "docker-credential-stackit: "+c.cmd+":", "not-found is an answer, not an error")
+	}
+
+	// No key: the core's warning says why, once; no second error line.
+	delete(f.env, tokensource.EnvServiceAccountKeyPath)
+	f.stderr.Reset()
+	_, code := f.run(t, credhelper.DefaultRegistry, "get")
+	assert.Equal(t, 1, code)
+	assert.Equal(t, 1, strings.Count(f.stderr.String(), "\n"), f.stderr.String())
+	assert.Contains(t, f.stderr.String(), "docker-credential-stackit: warning: no credentials for registry.onstackit.cloud")
+}
+
+func TestProtocolCommandsRejectArgumentsAndFlags(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "extra"}, `unexpected argument "extra"; run docker-credential-stackit get --help`},
+		{[]string{"list", "registry.onstackit.cloud"}, `unexpected argument "registry.onstackit.cloud"; run docker-credential-stackit list --help`},
+		{[]string{"store", "--bogus"}, "unknown flag --bogus; run docker-credential-stackit store --help"},
+		{[]string{"erase", "-x"}, "unknown flag --x; run docker-credential-stackit erase --help"},
+	} {
+		f.stderr.Reset()
+		out, code := f.run(t, credhelper.DefaultRegistry, c.args...)
+		assert.Equal(t, 1, code, c.args)
+		assert.Equal(t, c.want+"\n", out, c.args)
+		assert.Equal(t, "docker-credential-stackit: "+c.args[0]+": "+c.want+"\n", f.stderr.String(), c.args)
+	}
+	assert.Equal(t, 0, f.srv.Requests(), "nothing ran")
+}
+
+func TestProtocolCommandsShowTheirHelpInsteadOfRunning(t *testing.T) {
+	f := newFixture(t)
+	for _, args := range [][]string{{"list", "-h"}, {"get", "--help"}, {"store", "-help"}, {"erase", "--help"}} {
+		f.stderr.Reset()
+		out, code := f.run(t, credhelper.DefaultRegistry, args...)
+		assert.Equal(t, 0, code, args)
+		assert.Empty(t, out, "%v did not run", args)
+		assert.True(t, strings.HasPrefix(f.stderr.String(), "Usage: docker-credential-stackit "+args[0]+"\n\n"), f.stderr.String())
+	}
+	assert.Equal(t, 0, f.srv.Requests())
+}
+
+func TestStoreQuotesOnlyAPrefixOfABadServerURL(t *testing.T) {
+	f := newFixture(t)
+	url := "registry.onstackit.cloud " + strings.Repeat("x", 60<<10)
+	out, code := f.run(t, `{"ServerURL":"`+url+`","Username":"robot$a","Secret":"s"}`, "store")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `ServerURL "registry.onstackit.cloud xxx`)
+	assert.Less(t, len(out), 200, "stdin is not echoed")
+	assert.Less(t, len(f.stderr.String()), 300, "stdin is not echoed")
+}

@@ -15,7 +15,7 @@ import (
 // remaining life. No network, no secrets, exit 0 even when a registry has
 // no usable credentials: that is a status, which the line states.
 func runStatus(args []string, env func(string) string, stdout, stderr io.Writer, p credhelper.Platform) int {
-	f := newCommandFlags("status", stderr)
+	f := newCommandFlags("status", "status [--cache-dir DIR]", stderr)
 	if err := f.parse(args); errors.Is(err, errHelp) {
 		return 0
 	} else if err != nil {

@@ -2,33 +2,13 @@ package cli
 
 import (
 	"context"
-
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 )
-
-// isTerminal reports whether w is an interactive terminal. It needs no
-// dependency: a terminal is a character device, and /dev/null, the one
-// character device people redirect to, is excluded.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
-		return false
-	}
-	return true
-}
 
 // runToken implements `docker-credential-stackit token`: the access token
 // (or with --username the login name) for one registry, for scripts such
@@ -43,7 +23,7 @@ func runToken(args []string, env func(string) string, stdout, stderr io.Writer, 
 		fmt.Fprintf(stderr, "%s: token: %s\n", Name, problem.OneLine(err))
 		return 1
 	}
-	f := newCommandFlags("token", stderr)
+	f := newCommandFlags("token", "token [--registry HOST] [--username] [--force] [--cache-dir DIR]", stderr)
 	registry := f.String("registry", credhelper.DefaultRegistry, "registry `HOST` to get the token for")
 	username := f.Bool("username", false, "print the username (the service account email) instead of the token")
 	force := f.Bool("force", false, "print the token even when stdout is a terminal")

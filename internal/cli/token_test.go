@@ -102,7 +102,7 @@ func TestIsTerminal(t *testing.T) {
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	require.NoError(t, err)
 	defer null.Close()
-	assert.False(t, isTerminal(null), "/dev/null is a character device but no terminal")
+	assert.False(t, isTerminal(null), "/dev/null (NUL on Windows) is a character device but no terminal")
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
 	defer r.Close()
@@ -119,4 +119,75 @@ func TestIsTerminal(t *testing.T) {
 	}
 	defer pty.Close()
 	assert.True(t, isTerminal(pty))
+}
+
+// fakeHandles plays the OS for terminalProbe: which descriptors are
+// consoles, and the names of the named pipes.
+type fakeHandles struct {
+	consoles map[uintptr]bool
+	pipes    map[uintptr]string
+}
+
+func (h fakeHandles) probe(goos string) terminalProbe {
+	return terminalProbe{
+		goos:       goos,
+		isTerminal: func(fd uintptr) bool { return h.consoles[fd] },
+		pipeName: func(fd uintptr) (string, bool) {
+			name, ok := h.pipes[fd]
+			return name, ok
+		},
+	}
+}
+
+func TestTerminalGuardOnWindowsRefusesConsolesAndMinttyPipes(t *testing.T) {
+	const (
+		console = iota + 3
+		nul
+		mintty
+		minttyFrom
+		cygwin
+		kernelName
+		otherPipe
+		msysNoPty
+		file
+	)
+	h := fakeHandles{
+		consoles: map[uintptr]bool{console: true},
+		pipes: map[uintptr]string{
+			mintty:     `\msys-1888ae32e00d56aa-pty0-to-master`,
+			minttyFrom: `\msys-1888ae32e00d56aa-pty1-from-master`,
+			cygwin:     `\cygwin-e022582115c10879-pty3-to-master`,
+			kernelName: `\Device\NamedPipe\msys-1888ae32e00d56aa-pty0-to-master`,
+			otherPipe:  `\dockerBackendApiServer`,
+			msysNoPty:  `\msys-1888ae32e00d56aa-sigwait`,
+		},
+	}
+	windows := h.probe("windows")
+	for fd, want := range map[uintptr]bool{
+		console: true, nul: false, mintty: true, minttyFrom: true, cygwin: true, kernelName: true,
+		otherPipe: false, msysNoPty: false, file: false,
+	} {
+		assert.Equal(t, want, windows.fdIsTerminal(fd), "fd %d", fd)
+	}
+	// Elsewhere a pipe is a pipe, whatever its name.
+	assert.False(t, h.probe("linux").fdIsTerminal(mintty))
+	assert.True(t, h.probe("linux").fdIsTerminal(console))
+}
+
+func TestTokenRefusesAMinttyTerminalOnWindows(t *testing.T) {
+	f := newFixture(t)
+	h := fakeHandles{pipes: map[uintptr]string{7: `\msys-1888ae32e00d56aa-pty0-to-master`, 8: `\pipe-to-a-script`}}
+	probe := h.probe("windows")
+	for fd, refused := range map[uintptr]bool{7: true, 8: false} {
+		var out, errOut bytes.Buffer
+		code := runToken(nil, func(k string) string { return f.env[k] }, &out, &errOut, testPlatform(t), func(io.Writer) bool { return probe.fdIsTerminal(fd) })
+		if refused {
+			assert.Equal(t, 1, code)
+			assert.Contains(t, errOut.String(), "refusing to print an access token to a terminal")
+			assert.Empty(t, out.String())
+		} else {
+			assert.Equal(t, 0, code, errOut.String())
+			assert.NotEmpty(t, out.String())
+		}
+	}
 }
