@@ -219,9 +219,47 @@ type cliStore struct {
 
 	keyringErr  error
 	fileRead    bool
-	file        map[string]string
+	file        cliFile
 	fileErr     error
 	fromKeyring map[string]bool
+}
+
+// cliFile is the storage file's object, reduced to the fields we use: the
+// CLI's access and refresh tokens are skipped, and the private key is kept
+// raw until a cache miss needs it, so that a warm get decodes little.
+type cliFile struct {
+	Flow       *string         `json:"auth_flow_type"`
+	Session    *string         `json:"session_expires_at_unix"`
+	Key        *string         `json:"service_account_key"`
+	PrivateKey json.RawMessage `json:"private_key"`
+	Endpoint   *string         `json:"token_custom_endpoint"`
+	Email      *string         `json:"service_account_email"`
+}
+
+func (f *cliFile) field(name string) (string, bool) {
+	var p *string
+	switch name {
+	case cliFieldFlow:
+		p = f.Flow
+	case cliFieldSession:
+		p = f.Session
+	case cliFieldKey:
+		p = f.Key
+	case cliFieldEndpoint:
+		p = f.Endpoint
+	case cliFieldEmail:
+		p = f.Email
+	case cliFieldPrivateKey:
+		var v string
+		if f.PrivateKey == nil || json.Unmarshal(f.PrivateKey, &v) != nil {
+			return "", false
+		}
+		return v, true
+	}
+	if p == nil {
+		return "", false
+	}
+	return *p, true
 }
 
 func newCLIStore(secrets SecretStore, p cliProfile, goos string) *cliStore {
@@ -244,7 +282,7 @@ func (s *cliStore) get(field string) (string, bool, error) {
 	if err := s.readFile(); err != nil {
 		return "", false, err
 	}
-	v, ok := s.file[field]
+	v, ok := s.file.field(field)
 	return v, ok, nil
 }
 
@@ -374,7 +412,7 @@ func readCLILogin(s *cliStore, p cliProfile, now time.Time) (*cliLogin, error) {
 	if s.fileRead && s.fileErr == nil && len(s.fromKeyring) == 0 {
 		// Free with the file: the email is written with the key, so a
 		// mismatch is a read between two writes.
-		if email := s.file[cliFieldEmail]; email != "" && email != l.key.Credentials.Iss {
+		if email, _ := s.file.field(cliFieldEmail); email != "" && email != l.key.Credentials.Iss {
 			return nil, fmt.Errorf("%w: service_account_email does not match the key", errCLIInconsistent)
 		}
 	}
