@@ -109,6 +109,8 @@ type Options struct {
 	// HomeDir finds ~ for ~/.stackit/credentials.json; nil means
 	// os.UserHomeDir, as the STACKIT SDK does.
 	HomeDir func() (string, error)
+	// Keyring reads the STACKIT CLI's login; nil means the OS keyring.
+	Keyring SecretStore
 }
 
 func (o Options) env() Env {
@@ -159,7 +161,7 @@ func (o Overrides) field(name string) string { return name + " in " + o.origin()
 // a robot account file if the registry names one, else workload identity
 // federation when its inputs are present, else the service account key
 // (overrides, STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY,
-// the credentials file).
+// the credentials file), else the STACKIT CLI's active service account.
 //
 // It reads the key JSON for the key id, but no private key, federated token
 // or robot file: those wait for Token, so a cache hit never pays for them.
@@ -190,6 +192,10 @@ func Discover(opts Options, o Overrides) (*Flow, error) {
 		return w.flow(c.Reason, o), nil
 	}
 	k, err := newKeyFlowWith(env, o, opts.HomeDir)
+	if errors.Is(err, ErrNoCredentials) && o.noneSet() {
+		// Last, after every SDK source: the STACKIT CLI's login.
+		return stackitCLIFlow(opts, c.Reason)
+	}
 	if err != nil {
 		return &Flow{Kind: KindKey, Reason: c.Reason}, err
 	}
