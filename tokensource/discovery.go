@@ -37,7 +37,7 @@ const DefaultTokenEndpoint = "https://service-account.api.stackit.cloud/token"
 // ErrNoCredentials means no credential source is configured at all, as
 // opposed to a configured source that is broken.
 var ErrNoCredentials = problem.New("no STACKIT service account key configured",
-	"set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON (or STACKIT_SERVICE_ACCOUNT_KEY to its content)")
+	"set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON (or STACKIT_SERVICE_ACCOUNT_KEY to its content), or log in with: stackit auth activate-service-account")
 
 // Env looks up a variable; os.Getenv in production, a map in tests.
 type Env func(string) string

@@ -193,8 +193,13 @@ func Discover(opts Options, o Overrides) (*Flow, error) {
 	}
 	k, err := newKeyFlowWith(env, o, opts.HomeDir)
 	if errors.Is(err, ErrNoCredentials) && o.noneSet() {
-		// Last, after every SDK source: the STACKIT CLI's login.
-		return stackitCLIFlow(opts, c.Reason)
+		// Last, after every SDK source: the STACKIT CLI's login. When the
+		// CLI has none either, the SDK's own explanation stands.
+		f, cliErr := stackitCLIFlow(opts, c.Reason)
+		if cliErr == ErrNoCredentials {
+			return f, err
+		}
+		return f, cliErr
 	}
 	if err != nil {
 		return &Flow{Kind: KindKey, Reason: c.Reason}, err
