@@ -26,6 +26,8 @@ import (
 // Config is the helper's own config file.
 type Config struct {
 	Registries map[string]RegistryConfig `json:"registries"`
+	// missing is set when the file does not exist (an empty config).
+	missing bool
 }
 
 // RegistryConfig tells how to log in to one registry. The zero value uses
@@ -156,7 +158,7 @@ func LoadConfig(path string) (*Config, error) { return loadConfig(path, platform
 func loadConfig(path string, p platform.Platform) (*Config, error) {
 	data, _, err := safefile.ReadFile(path, p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &Config{Registries: map[string]RegistryConfig{}}, nil
+		return &Config{Registries: map[string]RegistryConfig{}, missing: true}, nil
 	}
 	if err != nil {
 		return nil, problem.Wrap(err, fmt.Sprintf("read helper config %s: %s", path, safefile.DescribeFileError(err)), fixOf(err))
@@ -374,6 +376,11 @@ func oneLine(s string) string {
 // registries it refuses (see IsPublicRegistry) are left out.
 func (h *Helper) ServedHosts() ([]string, error) {
 	hosts, err := h.allowed()
+	var missing *MissingConfigError
+	if errors.As(err, &missing) {
+		// configure-docker creates the file: serve what the rest says.
+		hosts, err = allowedHosts(h.settings.ExtraHosts, &Config{Registries: map[string]RegistryConfig{}})
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package credhelper_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -48,6 +49,7 @@ func newWorld(t *testing.T) *world {
 	srv := tokensourcetest.NewServer(t)
 	acct := srv.NewAccount(t, "embed-sa@sa.stackit.cloud")
 	dir := t.TempDir()
+	writeEmptyConfig(t, filepath.Join(dir, "config.json"))
 	return &world{
 		srv:  srv,
 		acct: acct,
@@ -157,4 +159,12 @@ func TestGoAPIRefusesRelativePaths(t *testing.T) {
 	_, err = credhelper.New(credhelper.WithConfigPath("config.json"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not absolute")
+}
+
+// writeEmptyConfig creates a private, empty helper config at path: a named
+// config that does not exist is an error.
+func writeEmptyConfig(t *testing.T, path string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
+	require.NoError(t, os.WriteFile(path, []byte(`{"registries": {}}`+"\n"), 0o600))
 }

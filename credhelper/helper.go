@@ -259,12 +259,31 @@ func (h *Helper) allowed() (map[string]RegistryConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.missing && h.settings.Config.Why == EnvConfig {
+		// Named on purpose but absent: a typo here would otherwise serve
+		// the defaults silently, as if the file said nothing.
+		return nil, &MissingConfigError{Path: h.settings.Config.Path}
+	}
 	hosts, err := allowedHosts(h.settings.ExtraHosts, cfg)
 	if err != nil {
 		return nil, err
 	}
 	h.hosts = hosts
 	return hosts, nil
+}
+
+// MissingConfigError says that DOCKER_CREDENTIAL_STACKIT_CONFIG names a
+// file that does not exist. configure-docker, which creates the file, goes
+// on; every command that serves credentials stops.
+type MissingConfigError struct{ Path string }
+
+func (e *MissingConfigError) Error() string {
+	return fmt.Sprintf("%s=%s does not exist; %s", EnvConfig, e.Path, e.HowToFix())
+}
+
+// HowToFix says how to resolve it.
+func (e *MissingConfigError) HowToFix() string {
+	return "create it (docker-credential-stackit configure-docker --registry HOST writes it), fix the path, or unset " + EnvConfig
 }
 
 func (h *Helper) logins() loginStore {

@@ -1,6 +1,7 @@
 package credhelper
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -20,8 +21,10 @@ func TestIPLiteralWithTrailingDotIsNotThatIP(t *testing.T) {
 }
 
 func TestServedIPHostDoesNotServeItsTrailingDotForm(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "config.json")
+	writeConfigFile(t, config, `{"registries": {}}`)
 	h, err := New(WithEnv(func(k string) string {
-		return map[string]string{EnvRegistries: "127.0.0.1:5000", EnvConfig: t.TempDir() + "/config.json"}[k]
+		return map[string]string{EnvRegistries: "127.0.0.1:5000", EnvConfig: config}[k]
 	}), WithWarnings(nil), WithCacheDir(""))
 	assert.NoError(t, err)
 	_, ok, err := h.Served("127.0.0.1:5000")

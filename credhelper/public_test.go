@@ -33,9 +33,10 @@ func publicHelper(t *testing.T, registries, config string) (*Helper, *bytes.Buff
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.json")
-	if config != "" {
-		require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
+	if config == "" {
+		config = `{"registries": {}}`
 	}
+	writeConfigFile(t, path, config)
 	env := map[string]string{EnvRegistries: registries, EnvConfig: path, "HOME": dir}
 	var stderr bytes.Buffer
 	h, err := New(WithEnv(func(k string) string { return env[k] }), WithWarnings(&stderr), WithCacheDir(""))
@@ -113,7 +114,9 @@ func TestServeRegistriesRefusesAPublicRegistry(t *testing.T) {
 	what, fix := problem.Split(err)
 	assert.Contains(t, what, "public registry")
 	assert.Contains(t, fix, `"allowPublicRegistry": true`)
-	assert.NoFileExists(t, path, "nothing is written")
+	data, rerr := os.ReadFile(path)
+	require.NoError(t, rerr)
+	assert.JSONEq(t, `{"registries": {}}`, string(data), "nothing is written")
 	assert.Error(t, h.CheckPublicRegistries([]string{"docker.io"}))
 	assert.NoError(t, h.CheckPublicRegistries([]string{"cr.example.com", DefaultRegistry}))
 

@@ -34,7 +34,7 @@ func newTrustFixture(t *testing.T) *trustFixture {
 	dir := t.TempDir()
 	f := &trustFixture{dir: dir, config: filepath.Join(dir, "helper", "config.json"), platform: CurrentPlatform()}
 	f.env = map[string]string{EnvConfig: f.config, "HOME": dir}
-	require.NoError(t, os.MkdirAll(filepath.Dir(f.config), 0o700))
+	writeConfigFile(t, f.config, `{"registries": {}}`)
 	return f
 }
 

@@ -161,10 +161,15 @@ func newHelperEnv(t *testing.T) *helperEnv {
 		vars:     map[string]string{},
 		secrets:  &secretSet{},
 	}
-	for _, d := range []string{e.home, e.docker, filepath.Join(root, "keys"), filepath.Join(root, "run")} {
+	for _, d := range []string{e.home, e.docker, filepath.Join(root, "keys"), filepath.Join(root, "run"), filepath.Dir(e.config)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The helper config the environment names must exist: a named config
+	// that does not is an error. configure-docker adds to it.
+	if err := os.WriteFile(e.config, []byte(`{"registries": {}}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	e.keyPath = acct.WriteKeyFile(t, filepath.Join(root, "keys"), true)
 	e.secrets.addPEM(acct.PrivateKeyPEM)

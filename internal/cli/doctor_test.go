@@ -45,7 +45,7 @@ func TestDoctorHealthy(t *testing.T) {
 	out, stderr, code := f.doctor(t)
 	require.Equal(t, 0, code, out+stderr)
 	for _, want := range []string{
-		"helper config   " + f.env[credhelper.EnvConfig] + " (DOCKER_CREDENTIAL_STACKIT_CONFIG); does not exist",
+		"helper config   " + f.env[credhelper.EnvConfig] + " (DOCKER_CREDENTIAL_STACKIT_CONFIG); exists",
 		"token cache     " + f.env[credhelper.EnvCacheDir] + " (DOCKER_CREDENTIAL_STACKIT_CACHE_DIR)",
 		"registry.onstackit.cloud  built in",
 		"credentials     service account key from STACKIT_SERVICE_ACCOUNT_KEY_PATH (" + keyPath + ")",

@@ -30,6 +30,7 @@ func newFixture(t *testing.T) *fixture {
 	srv := tokensourcetest.NewServer(t)
 	acct := srv.NewAccount(t, "ci-sa@sa.stackit.cloud")
 	dir := t.TempDir()
+	writeEmptyConfig(t, filepath.Join(dir, "config", "config.json"))
 	return &fixture{
 		srv:  srv,
 		acct: acct,
@@ -569,4 +570,29 @@ func TestStoreQuotesOnlyAPrefixOfABadServerURL(t *testing.T) {
 	assert.Contains(t, out, `ServerURL "registry.onstackit.cloud xxx`)
 	assert.Less(t, len(out), 200, "stdin is not echoed")
 	assert.Less(t, len(f.stderr.String()), 300, "stdin is not echoed")
+}
+
+// writeEmptyConfig creates the helper config the fixture names, private
+// and empty: a named config that does not exist is an error.
+func writeEmptyConfig(t *testing.T, path string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
+	require.NoError(t, os.WriteFile(path, []byte(`{"registries": {}}`+"\n"), 0o600))
+}
+
+func TestNamedConfigThatDoesNotExistIsAnError(t *testing.T) {
+	f := newFixture(t)
+	f.env[credhelper.EnvConfig] = filepath.Join(f.dir, "typo", "config.json")
+	out, code := f.run(t, credhelper.DefaultRegistry, "get")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "DOCKER_CREDENTIAL_STACKIT_CONFIG="+f.env[credhelper.EnvConfig]+" does not exist")
+	assert.Contains(t, f.stderr.String(), "does not exist", "Docker shows stderr, so the error is there too")
+
+	// configure-docker creates it, and then get works.
+	f.env["DOCKER_CONFIG"] = filepath.Join(f.dir, "docker")
+	_, code = f.run(t, "", "configure-docker", "--registry", "cr.example.com")
+	require.Equal(t, 0, code, f.stderr.String())
+	assert.FileExists(t, f.env[credhelper.EnvConfig])
+	out, code = f.run(t, credhelper.DefaultRegistry, "get")
+	assert.Equal(t, 0, code, out)
 }
