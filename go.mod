@@ -3,7 +3,6 @@ module github.com/docker-credential-stackit/docker-credential-stackit
 go 1.26
 
 require (
-	github.com/adrg/xdg v0.5.3
 	github.com/docker/docker-credential-helpers v0.9.12
 	github.com/gofrs/flock v0.13.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
@@ -26,4 +25,5 @@ require (
 	github.com/sirupsen/logrus v1.9.4 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sync v0.22.0 // indirect
+	gotest.tools/v3 v3.5.2 // indirect
 )

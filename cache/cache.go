@@ -77,6 +77,9 @@ type Entry struct {
 	Expiry      time.Time `json:"expiry"`
 	// Identity describes whose token this is, for humans (no secrets).
 	Identity string `json:"identity,omitempty"`
+	// Username is the login the token belongs to, so that a hit needs
+	// nothing else (not even the key) to answer.
+	Username string `json:"username,omitempty"`
 }
 
 // Result says how a token was obtained, for the debug log.
@@ -495,7 +498,7 @@ func (e *Entry) token() *tokensource.Token {
 	if e == nil {
 		return nil
 	}
-	return &tokensource.Token{AccessToken: e.AccessToken, IssuedAt: e.IssuedAt, Expiry: e.Expiry}
+	return &tokensource.Token{AccessToken: e.AccessToken, IssuedAt: e.IssuedAt, Expiry: e.Expiry, Username: e.Username}
 }
 
 // write publishes an entry atomically: temp file, fsync, rename.
@@ -506,6 +509,7 @@ func (c *Cache) write(name, description string, tok *tokensource.Token) error {
 		IssuedAt:    tok.IssuedAt.UTC(),
 		Expiry:      tok.Expiry.UTC(),
 		Identity:    description,
+		Username:    tok.Username,
 	})
 	if err != nil {
 		return err

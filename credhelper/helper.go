@@ -325,7 +325,10 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 		return nil, err
 	}
 
-	flow, err := h.discover(entry)
+	// Lazy: a cache hit answers without parsing the key (see loginName).
+	opts := h.discoveryOptions()
+	opts.Lazy = true
+	flow, err := tokensource.Discover(opts, entry.overrides())
 	if flow != nil && flow.Reason != "" {
 		h.debugf("get %s: chose %s: %s", host, flow.Kind, flow.Reason)
 	}
@@ -389,7 +392,7 @@ func (h *Helper) mint(ctx context.Context, host string, flow *tokensource.Flow, 
 	)
 	if flow.CacheKey != "" {
 		var r cache.Result
-		tok, r, err = h.cache.Token(ctx, flow.CacheKey, flow.Username+" via "+flow.Endpoint, src)
+		tok, r, err = h.cache.Token(ctx, flow.CacheKey, flow.Source, src)
 		result = r.String()
 	} else {
 		tok, err = src.Token(ctx)
@@ -399,9 +402,9 @@ func (h *Helper) mint(ctx context.Context, host string, flow *tokensource.Flow, 
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
 	h.showWarnings(tok.Warnings)
-	username := flow.Username
-	if tok.Username != "" {
-		username = tok.Username
+	username, err := loginName(flow, tok)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", host, err)
 	}
 	if h.settings.Debug {
 		// Formatting in local time loads the zone database: only when asked.
@@ -537,3 +540,24 @@ func (h *Helper) warnf(format string, args ...any) {
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(10 * time.Microsecond) }
+
+// loginName is the username to answer with. A per-registry username wins;
+// a robot's name comes with its secret from one read of its file; a key
+// flow's email comes with the token, from the cache entry on a hit, so a
+// warm get never parses the key. Entries written before they carried the
+// email need the key described once.
+func loginName(flow *tokensource.Flow, tok *tokensource.Token) (string, error) {
+	switch {
+	case flow.Static && tok.Username != "":
+		return tok.Username, nil
+	case flow.Username != "":
+		return flow.Username, nil
+	case tok.Username != "":
+		return tok.Username, nil
+	}
+	full, err := flow.Describe()
+	if err != nil {
+		return "", err
+	}
+	return full.Username, nil
+}

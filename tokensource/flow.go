@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -80,6 +81,17 @@ type Flow struct {
 
 	source TokenSource
 	check  func() ([]Fact, error)
+	// describe fills in a flow that discovery left undescribed (Lazy).
+	describe func() (*Flow, error)
+}
+
+// Describe returns the flow with every detail filled in: a flow from a
+// Lazy discovery parses its key now. Other flows return themselves.
+func (f *Flow) Describe() (*Flow, error) {
+	if f.describe == nil {
+		return f, nil
+	}
+	return f.describe()
 }
 
 // Token obtains a credential through the flow.
@@ -106,6 +118,11 @@ type Options struct {
 	// Exists probes whether a federated token file exists; nil means
 	// FileExists.
 	Exists func(path string) bool
+	// Lazy leaves a service account key unparsed until a token must be
+	// minted: the flow then has its CacheKey and Source but no Username,
+	// Facts or Endpoint from the key (Describe fills them in). A warm get
+	// answered from the cache never decodes the key JSON.
+	Lazy bool
 	// HomeDir finds ~ for ~/.stackit/credentials.json; nil means
 	// os.UserHomeDir, as the STACKIT SDK does.
 	HomeDir func() (string, error)
@@ -191,7 +208,14 @@ func Discover(opts Options, o Overrides) (*Flow, error) {
 		}
 		return w.flow(c.Reason, o), nil
 	}
-	k, err := newKeyFlowWith(env, o, opts.HomeDir)
+	in, err := locateKey(env, o, opts.HomeDir)
+	var k *KeyFlow
+	if err == nil && opts.Lazy {
+		return lazyKeyFlow(in, opts, c.Reason), nil
+	}
+	if err == nil {
+		k, err = in.parse()
+	}
 	if errors.Is(err, ErrNoCredentials) && o.noneSet() {
 		// Last, after every SDK source: the STACKIT CLI's login. When the
 		// CLI has none either, the SDK's own explanation stands.
@@ -253,3 +277,47 @@ func withUsername(f *Flow, o Overrides, minted string) *Flow {
 
 // IsNoCredentials reports whether err means nothing is configured at all.
 func IsNoCredentials(err error) bool { return errors.Is(err, ErrNoCredentials) }
+
+// lazyKeyFlow is the key flow before its key is parsed: enough to look in
+// the cache. Everything else waits for Token or Describe.
+func lazyKeyFlow(in *keyInput, opts Options, reason string) *Flow {
+	l := &lazyKey{in: in, opts: opts, reason: reason}
+	return &Flow{
+		Kind: KindKey, Username: in.o.Username, CacheKey: in.cacheKey(),
+		Source: in.setting.describe(), Endpoint: in.endpointOverride, Reason: reason,
+		Warnings: in.warnings, source: l, describe: l.resolve,
+	}
+}
+
+// lazyKey parses the key once, on first need, for any number of
+// concurrent callers.
+type lazyKey struct {
+	in     *keyInput
+	opts   Options
+	reason string
+
+	once sync.Once
+	full *Flow
+	err  error
+}
+
+func (l *lazyKey) resolve() (*Flow, error) {
+	l.once.Do(func() {
+		k, err := l.in.parse()
+		if err != nil {
+			l.err = err
+			return
+		}
+		k.HTTPClient, k.Now = l.opts.HTTPClient, l.opts.Now
+		l.full = k.flow(l.reason, l.in.o, l.in.env)
+	})
+	return l.full, l.err
+}
+
+func (l *lazyKey) Token(ctx context.Context) (*Token, error) {
+	f, err := l.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return f.Token(ctx)
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,6 +48,7 @@ type KeyFlow struct {
 	// credsWarned: discovery already read the credentials file and put its
 	// warnings in Warnings.
 	credsWarned bool
+	cacheKey    string
 }
 
 // newKeyFlow discovers the service account key: the overrides first, then
@@ -54,6 +57,32 @@ type KeyFlow struct {
 func newKeyFlow(env Env, o Overrides) (*KeyFlow, error) { return newKeyFlowWith(env, o, nil) }
 
 func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*KeyFlow, error) {
+	in, err := locateKey(env, o, homeDir)
+	if err != nil {
+		return nil, err
+	}
+	return in.parse()
+}
+
+// keyInput is a located service account key, read but not yet parsed: all
+// a cache hit needs.
+type keyInput struct {
+	env         Env
+	o           Overrides
+	l           *lookup
+	setting     setting
+	data        []byte
+	warnings    []Warning
+	credsWarned bool
+	// endpointOverride is the endpoint set outside the key, which beats
+	// the key's own; empty when the key decides.
+	endpointOverride, endpointOverrideSource string
+}
+
+// locateKey finds and reads the key the way the SDK does (the overrides,
+// STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY, the
+// credentials file), without parsing it.
+func locateKey(env Env, o Overrides, homeDir func() (string, error)) (*keyInput, error) {
 	l := &lookup{env: env, homeDir: homeDir}
 	keySetting, err := l.first(setting{value: o.ServiceAccountKeyPath, source: o.field("serviceAccountKeyPath"), isPath: true, fromOverride: true},
 		EnvServiceAccountKeyPath, EnvServiceAccountKey)
@@ -72,6 +101,28 @@ func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*KeyF
 	if err != nil {
 		return nil, err
 	}
+	in := &keyInput{env: env, o: o, l: l, setting: keySetting, data: data, warnings: warnings, credsWarned: credsWarned}
+	switch {
+	case o.TokenEndpoint != "":
+		in.endpointOverride, in.endpointOverrideSource = o.TokenEndpoint, o.field("tokenEndpoint")
+	case env(EnvTokenBaseURL) != "":
+		in.endpointOverride, in.endpointOverrideSource = env(EnvTokenBaseURL), EnvTokenBaseURL
+	}
+	return in, nil
+}
+
+// cacheKey identifies the tokens of this key: the digest of the key's
+// bytes and the endpoint set outside it. A changed key is another identity
+// (a miss, never another account's token), and a cache hit needs no JSON
+// parsing of the key and never touches its private key.
+func (in *keyInput) cacheKey() string {
+	sum := sha256.Sum256(in.data)
+	return "key\x00" + hex.EncodeToString(sum[:]) + "\x00" + in.endpointOverride
+}
+
+// parse decodes the key and picks the token endpoint.
+func (in *keyInput) parse() (*KeyFlow, error) {
+	o, l, keySetting, data, warnings, credsWarned := in.o, in.l, in.setting, in.data, in.warnings, in.credsWarned
 	key, err := ParseServiceAccountKey(data)
 	if err != nil {
 		where := "service account key from " + keySetting.source
@@ -83,12 +134,10 @@ func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*KeyF
 		return nil, fmt.Errorf("read %s: %w", where, err)
 	}
 
-	k := &KeyFlow{Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings, credsWarned: credsWarned}
+	k := &KeyFlow{Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings, credsWarned: credsWarned, cacheKey: in.cacheKey()}
 	switch {
-	case o.TokenEndpoint != "":
-		k.Endpoint, k.EndpointSource = o.TokenEndpoint, o.field("tokenEndpoint")
-	case env(EnvTokenBaseURL) != "":
-		k.Endpoint, k.EndpointSource = env(EnvTokenBaseURL), EnvTokenBaseURL
+	case in.endpointOverride != "":
+		k.Endpoint, k.EndpointSource = in.endpointOverride, in.endpointOverrideSource
 	case key.Credentials.TokenEndpoint != "":
 		k.Endpoint, k.EndpointSource = key.Credentials.TokenEndpoint, "credentials.tokenEndpoint in the key"
 	default:
@@ -111,11 +160,9 @@ func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*KeyF
 // Username is the service account email, which Harbor expects as the login.
 func (k *KeyFlow) Username() string { return k.Key.Credentials.Iss }
 
-// CacheKey identifies the account and endpoint; it never includes anything
-// that changes between runs, so the cache keeps hitting.
-func (k *KeyFlow) CacheKey() string {
-	return "keyflow\x00" + k.Endpoint + "\x00" + k.Key.Credentials.Kid
-}
+// CacheKey identifies the key and the endpoint set outside it; it never
+// includes anything that changes between runs, so the cache keeps hitting.
+func (k *KeyFlow) CacheKey() string { return k.cacheKey }
 
 // Token signs a fresh assertion and exchanges it at the token endpoint.
 func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
@@ -157,6 +204,7 @@ func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
 		return nil, err
 	}
 	tok.Warnings = warnings
+	tok.Username = k.Username()
 	return tok, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -599,9 +600,16 @@ func testDone(t *testing.T) <-chan struct{} {
 	return done
 }
 
-// identity is the cache identity the helper uses for e's account.
+// identity is the cache identity the helper uses for e's key file with
+// STACKIT_TOKEN_BASEURL=endpoint: the digest of the key's bytes and the
+// endpoint set outside the key.
 func (e *helperEnv) identity(endpoint string) string {
-	return "keyflow\x00" + endpoint + "\x00" + e.acct.Kid
+	data, err := os.ReadFile(e.keyPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return "key\x00" + hex.EncodeToString(sum[:]) + "\x00" + endpoint
 }
 
 func (e *helperEnv) entryPath(endpoint string) string {

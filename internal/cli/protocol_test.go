@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -595,4 +596,32 @@ func TestNamedConfigThatDoesNotExistIsAnError(t *testing.T) {
 	assert.FileExists(t, f.env[credhelper.EnvConfig])
 	out, code = f.run(t, credhelper.DefaultRegistry, "get")
 	assert.Equal(t, 0, code, out)
+}
+
+func TestWarmGetAnswersWithTheUsernameStoredInTheCacheEntry(t *testing.T) {
+	f := newFixture(t)
+	out, code := f.run(t, credhelper.DefaultRegistry, "get")
+	require.Equal(t, 0, code, out+f.stderr.String())
+	entries, err := filepath.Glob(filepath.Join(f.env[credhelper.EnvCacheDir], "*.json"))
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	data, err := os.ReadFile(entries[0])
+	require.NoError(t, err)
+	var entry map[string]any
+	require.NoError(t, json.Unmarshal(data, &entry))
+	assert.Equal(t, f.acct.Email, entry["username"], "the entry carries the login, so a hit needs no key parsing")
+
+	// An entry from before entries carried the login still answers with
+	// the right one, from the key.
+	delete(entry, "username")
+	old, err := json.Marshal(entry)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(entries[0], old, 0o600))
+	requests := f.srv.Requests()
+	out, code = f.run(t, credhelper.DefaultRegistry, "get")
+	require.Equal(t, 0, code, out)
+	var c struct{ Username, Secret string }
+	require.NoError(t, json.Unmarshal([]byte(out), &c))
+	assert.Equal(t, f.acct.Email, c.Username)
+	assert.Equal(t, requests, f.srv.Requests(), "still a cache hit")
 }
