@@ -1,4 +1,4 @@
-# The one entry point: make build | test | lint | bench | install | dist | clean
+# The one entry point: make build | test | lint | bench | fuzz | install | dist | clean
 BINARY    := docker-credential-stackit
 MODULE    := github.com/docker-credential-stackit/docker-credential-stackit
 CREDS_PKG := github.com/docker/docker-credential-helpers/credentials
@@ -18,7 +18,7 @@ LDFLAGS := -s -w \
 	-X $(CREDS_PKG).Name=$(BINARY) \
 	-X $(CREDS_PKG).Package=$(MODULE)
 
-.PHONY: build test lint bench install dist dist-check clean
+.PHONY: build test lint bench fuzz install dist dist-check clean
 
 # Static: no cgo, so the binary runs on any Linux (glibc or musl) and in
 # scratch or distroless images.
@@ -44,6 +44,22 @@ lint:
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
 	go test -tags procbench -run TestProcessBench -count=1 -v -timeout 30m ./internal/procbench
+
+# Every fuzz target, FUZZTIME each (make fuzz FUZZTIME=2m). Go fuzzes one
+# target per run, so each package that has any is asked for its list.
+FUZZTIME ?= 10s
+
+fuzz:
+	@set -e; n=0; \
+	for dir in $$(grep -rl --include='*_test.go' --exclude-dir=testdata '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		list=$$(go test -list '^Fuzz' "$$dir") || { echo "$$list"; exit 1; }; \
+		for name in $$(echo "$$list" | grep '^Fuzz'); do \
+			echo "go test -run '^\$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$dir"; \
+			go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) "$$dir"; \
+			n=$$((n+1)); \
+		done; \
+	done; \
+	echo "fuzzed $$n targets for $(FUZZTIME) each"
 
 install:
 	./install.sh
