@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -398,4 +399,25 @@ func TestLooseDirIsTightenedOnAWarmHit(t *testing.T) {
 	di, err := os.Stat(c.Dir)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
+}
+
+func TestDecodeEntryMatchesTheStructDecode(t *testing.T) {
+	for _, data := range []string{
+		`{"version":1,"access_token":"tok","issued_at":"2026-01-01T00:00:00Z","expiry":"2026-01-01T01:00:00Z","identity":"sa via e","username":"sa@sa.stackit.cloud"}`,
+		`{"version":1,"access_token":"tok","issued_at":"2026-01-01T00:00:00Z","expiry":"2026-01-01T01:00:00Z","extra":[1,2]}`,
+		`{"version":"1","access_token":"tok","issued_at":"2026-01-01T00:00:00Z","expiry":"2026-01-01T01:00:00Z"}`,
+		`{"version":1,"access_token":7}`,
+		`{"version":1,"expiry":"yesterday"}`,
+		`[]`, `null`, `{`,
+	} {
+		var want Entry
+		wantErr := json.Unmarshal([]byte(data), &want)
+		got, err := decodeEntryFields([]byte(data))
+		if wantErr != nil {
+			assert.Error(t, err, data)
+			continue
+		}
+		require.NoError(t, err, data)
+		assert.Equal(t, want, *got, data)
+	}
 }

@@ -207,16 +207,36 @@ func runGet(h *credhelper.Helper, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	// Robot names such as robot$proj+ci must reach the caller byte for
-	// byte; HTML escaping would turn & < > into \u0026 and friends.
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(credentials.Credentials{ServerURL: serverURL, Username: username, Secret: secret}); err != nil {
+	out, err := encodeCredentials(serverURL, username, secret)
+	if err != nil {
 		return err
 	}
-	_, err = stdout.Write(buf.Bytes())
+	_, err = stdout.Write(out)
 	return err
+}
+
+// encodeCredentials renders {"ServerURL","Username","Secret"} as
+// credentials.Credentials does, one string at a time: encoding the struct
+// would make encoding/json build its field table on every get. Robot names
+// such as robot$proj+ci must reach the caller byte for byte, so HTML
+// escaping (& < > as \u0026 and friends) is off.
+func encodeCredentials(serverURL, username, secret string) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	buf.WriteString(`{"ServerURL":`)
+	for i, field := range []struct{ name, value string }{{"", serverURL}, {`,"Username":`, username}, {`,"Secret":`, secret}} {
+		if i > 0 {
+			buf.Truncate(buf.Len() - 1) // the encoder's newline
+			buf.WriteString(field.name)
+		}
+		if err := enc.Encode(field.value); err != nil {
+			return nil, err
+		}
+	}
+	buf.Truncate(buf.Len() - 1)
+	buf.WriteString("}\n")
+	return buf.Bytes(), nil
 }
 
 func runStore(h *credhelper.Helper, stdin io.Reader) error {

@@ -625,3 +625,19 @@ func TestWarmGetAnswersWithTheUsernameStoredInTheCacheEntry(t *testing.T) {
 	assert.Equal(t, f.acct.Email, c.Username)
 	assert.Equal(t, requests, f.srv.Requests(), "still a cache hit")
 }
+
+func TestCredentialsOutputIsWhatTheStructEncodes(t *testing.T) {
+	for _, c := range []credentials.Credentials{
+		{ServerURL: "registry.onstackit.cloud", Username: "sa@sa.stackit.cloud", Secret: "eyJ.a.b"},
+		{ServerURL: "h:5000", Username: "robot$proj+ci", Secret: `s<&>"\` + "\n\t\u2028é"},
+		{},
+	} {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		require.NoError(t, enc.Encode(c))
+		got, err := encodeCredentials(c.ServerURL, c.Username, c.Secret)
+		require.NoError(t, err)
+		assert.Equal(t, want.String(), string(got), "byte for byte what the struct encodes")
+	}
+}
