@@ -169,7 +169,6 @@ func TestProcessBench(t *testing.T) {
 		"SSL_CERT_FILE=" + bundle,
 		"STACKIT_SERVICE_ACCOUNT_KEY_PATH=" + keyPath,
 		"STACKIT_TOKEN_BASEURL=" + tokenURL,
-		"DOCKER_CREDENTIAL_STACKIT_CONFIG=" + filepath.Join(work, "config.json"),
 		"FLOOR_FILE=" + keyPath,
 		"FLOOR_URL=" + tokenURL,
 	}
