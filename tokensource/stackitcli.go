@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
@@ -236,6 +237,32 @@ type cliFile struct {
 	Email      *string         `json:"service_account_email"`
 }
 
+// decode fills f from the storage object field by field: decoding into the
+// struct would make encoding/json build its field table on every get, and
+// the file holds several fields nobody here reads.
+func (f *cliFile) decode(data []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	for name, dst := range map[string]**string{
+		cliFieldFlow: &f.Flow, cliFieldSession: &f.Session, cliFieldKey: &f.Key,
+		cliFieldEndpoint: &f.Endpoint, cliFieldEmail: &f.Email,
+	} {
+		v, ok := raw[name]
+		if !ok || string(v) == "null" {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return err
+		}
+		*dst = &s
+	}
+	f.PrivateKey = raw[cliFieldPrivateKey]
+	return nil
+}
+
 func (f *cliFile) field(name string) (string, bool) {
 	var p *string
 	switch name {
@@ -309,7 +336,7 @@ func (s *cliStore) readFile() error {
 	}
 	raw, err := base64.StdEncoding.DecodeString(string(data))
 	if err == nil {
-		err = json.Unmarshal(raw, &s.file)
+		err = s.file.decode(raw)
 	}
 	if err != nil {
 		s.fileErr = fmt.Errorf("%w: %s is not base64 of a JSON object", errCLIFileDamaged, s.path)
@@ -331,19 +358,28 @@ type cliLogin struct {
 	store    *cliStore
 	where    string
 	flowType string
-	key      *ServiceAccountKey
-	keyJSON  string
+	// mu guards parse, which Token and Describe may run at once.
+	mu sync.Mutex
+	// key is nil until parse: a cache hit needs only keyJSON's digest.
+	key     *ServiceAccountKey
+	keyJSON string
+	// custom is token_custom_endpoint; endpoint is the one in use, known
+	// once the key is parsed.
+	custom   string
 	endpoint string
 	// endpointSource says where endpoint came from.
 	endpointSource string
 	expires        time.Time
 }
 
-// cacheKey identifies the stored key: a new key, even of the same account,
-// is a new cache entry, so that switching accounts is immediate.
+// cacheKey identifies the stored key by the digest of its JSON and the
+// custom endpoint: a new key, even of the same account, is a new cache
+// entry, so that switching accounts is immediate, and a hit needs no
+// parsing. A key read between two of the CLI's writes has bytes no token
+// was ever minted for, so it misses and is checked in full (parse).
 func (l *cliLogin) cacheKey() string {
 	sum := sha256.Sum256([]byte(l.keyJSON))
-	return "stackit-cli\x00" + l.endpoint + "\x00" + l.key.Credentials.Kid + "\x00" + hex.EncodeToString(sum[:16])
+	return "stackit-cli\x00" + l.custom + "\x00" + hex.EncodeToString(sum[:])
 }
 
 // errCLIInconsistent marks fields that do not belong together: the CLI
@@ -393,31 +429,48 @@ func readCLILogin(s *cliStore, p cliProfile, now time.Time) (*cliLogin, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.key, err = ParseServiceAccountKey([]byte(l.keyJSON))
-	if err != nil {
-		return nil, fmt.Errorf("%w: service_account_key: %w", errCLIInconsistent, err)
+	if l.keyJSON == "" {
+		return nil, fmt.Errorf("%w: service_account_key is empty", errCLIInconsistent)
 	}
-	custom, _, err := s.get(cliFieldEndpoint)
+	l.custom, _, err = s.get(cliFieldEndpoint)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case custom != "":
-		l.endpoint, l.endpointSource = custom, "token_custom_endpoint of the STACKIT CLI login"
-	case l.key.Credentials.TokenEndpoint != "":
-		l.endpoint, l.endpointSource = l.key.Credentials.TokenEndpoint, "credentials.tokenEndpoint in the key"
-	default:
-		l.endpoint, l.endpointSource = DefaultTokenEndpoint, "default"
+	l.where = s.where()
+	return l, nil
+}
+
+// parse decodes the stored key, picks the endpoint and checks that the
+// fields belong together. It is needed to mint, and to describe the login,
+// not to find a cached token.
+func (l *cliLogin) parse() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.key != nil {
+		return nil
 	}
+	key, err := ParseServiceAccountKey([]byte(l.keyJSON))
+	if err != nil {
+		return fmt.Errorf("%w: service_account_key: %w", errCLIInconsistent, err)
+	}
+	s := l.store
 	if s.fileRead && s.fileErr == nil && len(s.fromKeyring) == 0 {
 		// Free with the file: the email is written with the key, so a
 		// mismatch is a read between two writes.
-		if email, _ := s.file.field(cliFieldEmail); email != "" && email != l.key.Credentials.Iss {
-			return nil, fmt.Errorf("%w: service_account_email does not match the key", errCLIInconsistent)
+		if email, _ := s.file.field(cliFieldEmail); email != "" && email != key.Credentials.Iss {
+			return fmt.Errorf("%w: service_account_email does not match the key", errCLIInconsistent)
 		}
 	}
-	l.where = s.where()
-	return l, nil
+	l.key = key
+	switch {
+	case l.custom != "":
+		l.endpoint, l.endpointSource = l.custom, "token_custom_endpoint of the STACKIT CLI login"
+	case key.Credentials.TokenEndpoint != "":
+		l.endpoint, l.endpointSource = key.Credentials.TokenEndpoint, "credentials.tokenEndpoint in the key"
+	default:
+		l.endpoint, l.endpointSource = DefaultTokenEndpoint, "default"
+	}
+	return nil
 }
 
 // retryable reports whether a second read may give a consistent login.
@@ -433,13 +486,22 @@ type cliFlowSource struct {
 	secrets SecretStore
 }
 
-func (c *cliFlowSource) read() (*cliLogin, error) {
+// read reads the login, parsed when parse is set, once more if the first
+// read caught the CLI between two writes.
+func (c *cliFlowSource) read(parse bool) (*cliLogin, error) {
 	now := c.opts.now()()
-	s := newCLIStore(c.secrets, c.profile, c.goos)
-	login, err := readCLILogin(s, c.profile, now)
-	if err != nil && retryable(err) {
+	var s *cliStore
+	once := func() (*cliLogin, error) {
 		s = newCLIStore(c.secrets, c.profile, c.goos)
-		login, err = readCLILogin(s, c.profile, now)
+		login, err := readCLILogin(s, c.profile, now)
+		if err == nil && login != nil && parse {
+			err = login.parse()
+		}
+		return login, err
+	}
+	login, err := once()
+	if err != nil && retryable(err) {
+		login, err = once()
 	}
 	if err != nil && retryable(err) {
 		return nil, &CLILoginError{Reason: CLIUnreadable, Profile: c.profile.name, Where: s.where(), Problem: "cannot be used: " + err.Error(), Fix: "activate it again, " + cliActivate}
@@ -466,7 +528,7 @@ func stackitCLIFlow(opts Options, sdkReason string) (*Flow, error) {
 	if c.secrets == nil {
 		c.secrets = defaultKeyring()
 	}
-	login, err := c.read()
+	login, err := c.read(!opts.Lazy)
 	if err != nil {
 		var unusable *CLILoginError
 		if errors.As(err, &unusable) {
@@ -477,17 +539,66 @@ func stackitCLIFlow(opts Options, sdkReason string) (*Flow, error) {
 	if login == nil {
 		return none, ErrNoCredentials
 	}
-	if err := CheckEndpoint(login.endpoint); err != nil {
-		return none, problem.Wrap(err, fmt.Sprintf("token endpoint from %s: %s", login.endpointSource, problem.OneLine(err)), "run: stackit config unset --token-custom-endpoint, then activate the service account again")
+	if err := login.checkEndpoint(); err != nil {
+		return none, err
+	}
+	if opts.Lazy {
+		return login.lazyFlow(c, sdkReason), nil
 	}
 	return login.flow(c, sdkReason), nil
+}
+
+// checkEndpoint checks the endpoint known so far: the custom one before
+// the key is parsed, the one in use after.
+func (l *cliLogin) checkEndpoint() error {
+	endpoint, source := l.endpoint, l.endpointSource
+	if l.key == nil {
+		endpoint, source = l.custom, "token_custom_endpoint of the STACKIT CLI login"
+	}
+	if endpoint == "" {
+		return nil
+	}
+	if err := CheckEndpoint(endpoint); err != nil {
+		return problem.Wrap(err, fmt.Sprintf("token endpoint from %s: %s", source, problem.OneLine(err)), "run: stackit config unset --token-custom-endpoint, then activate the service account again")
+	}
+	return nil
+}
+
+// lazyFlow is the login before its key is parsed: enough to look in the
+// cache (see Options.Lazy). Describe and Token parse it.
+func (l *cliLogin) lazyFlow(c *cliFlowSource, sdkReason string) *Flow {
+	src := &cliTokenSource{c: c, login: l, cacheKey: l.cacheKey()}
+	var (
+		once sync.Once
+		full *Flow
+		err  error
+	)
+	return &Flow{
+		Kind: KindKey, CacheKey: src.cacheKey, Source: l.source(), Endpoint: l.custom,
+		Reason: l.reason(sdkReason), source: src,
+		describe: func() (*Flow, error) {
+			once.Do(func() {
+				if err = l.parse(); err == nil {
+					full = l.flow(c, sdkReason)
+				}
+			})
+			return full, err
+		},
+	}
+}
+
+func (l *cliLogin) source() string {
+	return "STACKIT CLI profile " + l.profile.name + " (" + l.where + ")"
+}
+
+func (l *cliLogin) reason(sdkReason string) string {
+	return "no STACKIT SDK credentials are set (" + sdkReason + "; no service account key in the environment or the credentials file), so the STACKIT CLI's active service account is used"
 }
 
 // flow describes the login for callers.
 func (l *cliLogin) flow(c *cliFlowSource, sdkReason string) *Flow {
 	src := &cliTokenSource{c: c, login: l, cacheKey: l.cacheKey()}
-	where := "STACKIT CLI profile " + l.profile.name + " (" + l.where + ")"
-	reason := "no STACKIT SDK credentials are set (" + sdkReason + "; no service account key in the environment or the credentials file), so the STACKIT CLI's active service account is used"
+	where, reason := l.source(), l.reason(sdkReason)
 	f := &Flow{
 		Kind: KindKey, Username: l.key.Credentials.Iss, CacheKey: src.cacheKey,
 		Source: where, Endpoint: l.endpoint, Reason: reason, source: src,
@@ -541,7 +652,7 @@ func (s *cliTokenSource) keyFlow() (*KeyFlow, string, error) {
 		if err == nil || attempt == 1 {
 			return k, source, err
 		}
-		again, rerr := s.c.read()
+		again, rerr := s.c.read(true)
 		if rerr != nil || again == nil {
 			return k, source, err
 		}
@@ -561,6 +672,12 @@ func (s *cliTokenSource) Token(ctx context.Context) (*Token, error) {
 // keyFlow builds the key flow from the stored fields without reading any
 // file: private_key wins over the key's embedded private key.
 func (l *cliLogin) keyFlow(opts Options) (*KeyFlow, error) {
+	if err := l.parse(); err != nil {
+		return nil, err
+	}
+	if err := l.checkEndpoint(); err != nil {
+		return nil, err
+	}
 	priv, _, err := l.store.get(cliFieldPrivateKey)
 	if err != nil {
 		return nil, err

@@ -10,17 +10,19 @@ import (
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
 
-// benchWarmGet measures what a warm get costs in-process: Discover, then
-// a cache hit. The cache is warmed once before the loop.
+// benchWarmGet measures what a warm get costs in-process: a lazy Discover
+// (as get does), then a cache hit. The cache is warmed once before the
+// loop.
 func benchWarmGet(b *testing.B, opts tokensource.Options) {
 	b.Helper()
+	opts.Lazy = true
 	c := &cache.Cache{Dir: b.TempDir()}
 	warm := func() {
 		flow, err := tokensource.Discover(opts, tokensource.Overrides{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		tok, _, err := c.Token(context.Background(), flow.CacheKey, flow.Username, flow)
+		tok, _, err := c.Token(context.Background(), flow.CacheKey, flow.Source, flow)
 		if err != nil || tok.AccessToken == "" {
 			b.Fatal(err)
 		}
