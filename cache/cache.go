@@ -548,7 +548,7 @@ func (c *Cache) write(name, description string, tok *tokensource.Token) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(c.Dir, name+entrySuffix), data, 0o600)
+	return atomicfile.WriteRecomputable(filepath.Join(c.Dir, name+entrySuffix), data, 0o600)
 }
 
 // Drop removes the entry for identity, under its lock so that a concurrent

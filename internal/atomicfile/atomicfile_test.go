@@ -43,3 +43,18 @@ func TestWriteFailureLeavesTargetAndNoTemp(t *testing.T) {
 	err = Write(filepath.Join(dir, "missing-dir", "f"), []byte("x"), 0o600)
 	require.Error(t, err)
 }
+
+func TestWriteRecomputableReplacesLikeWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "entry.json")
+	require.NoError(t, WriteRecomputable(path, []byte("old"), 0o600))
+	require.NoError(t, WriteRecomputable(path, []byte("new"), 0o600))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "new", string(data))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	left, err := filepath.Glob(filepath.Join(filepath.Dir(path), TempPrefix+"*"))
+	require.NoError(t, err)
+	assert.Empty(t, left, "no temp file is left behind")
+}
