@@ -394,7 +394,9 @@ func (h *Helper) ServedHosts() ([]string, error) {
 }
 
 // ServeRegistries makes hosts permanent in the helper config, so that they
-// are served without any variable. It reports the config's path and
+// are served without any variable. A config that DOCKER_CREDENTIAL_STACKIT_CONFIG
+// names but that does not exist yet is created, even with no hosts, since
+// get refuses a named config that is missing. It reports the config's path and
 // whether it changed; the default registry is always served and never
 // written. A public registry the config does not already allow is refused
 // with a *PublicRegistryError, and nothing is written.
@@ -416,7 +418,7 @@ func (h *Helper) ServeRegistries(hosts []string) (path string, added bool, err e
 			added = true
 		}
 	}
-	if !added {
+	if !added && !(cfg.missing && h.settings.Config.Why == EnvConfig) {
 		return path, false, nil
 	}
 	if err := ensureDir(filepath.Dir(path), sys); err != nil {

@@ -106,10 +106,11 @@ func configureCredHelpers(target credHelpersFile, args []string, env func(string
 	// A bare run only configures Docker for what is already served, so
 	// hosts that come from DOCKER_CREDENTIAL_STACKIT_REGISTRIES stay tied to
 	// that variable.
+	explicit := hosts
 	if fs.NFlag() == 0 {
-		return nil
+		explicit = nil
 	}
-	path, added, err := h.ServeRegistries(hosts)
+	path, added, err := h.ServeRegistries(explicit)
 	if err != nil {
 		return err
 	}

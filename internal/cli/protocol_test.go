@@ -641,3 +641,16 @@ func TestCredentialsOutputIsWhatTheStructEncodes(t *testing.T) {
 		assert.Equal(t, want.String(), string(got), "byte for byte what the struct encodes")
 	}
 }
+
+func TestBareConfigureDockerCreatesTheNamedConfig(t *testing.T) {
+	f := newFixture(t)
+	f.env[credhelper.EnvConfig] = filepath.Join(f.dir, "named", "config.json")
+	f.env["DOCKER_CONFIG"] = filepath.Join(f.dir, "docker")
+	_, code := f.run(t, "", "configure-docker")
+	require.Equal(t, 0, code, f.stderr.String())
+	data, err := os.ReadFile(f.env[credhelper.EnvConfig])
+	require.NoError(t, err, "get refuses a named config that is missing, so configure-docker creates it")
+	assert.JSONEq(t, `{"registries": {}}`, string(data))
+	out, code := f.run(t, credhelper.DefaultRegistry, "get")
+	assert.Equal(t, 0, code, out)
+}
