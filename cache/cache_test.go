@@ -219,14 +219,14 @@ func TestPermissions(t *testing.T) {
 	require.NoError(t, err)
 	fi, err := os.Stat(c.Dir)
 	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), "a looser cache dir is tightened")
+	assertPerm(t, 0o700, fi, "a looser cache dir is tightened")
 	entries, err := os.ReadDir(c.Dir)
 	require.NoError(t, err)
 	require.NotEmpty(t, entries)
 	for _, e := range entries {
 		fi, err := e.Info()
 		require.NoError(t, err)
-		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), e.Name())
+		assertPerm(t, 0o600, fi, e.Name())
 	}
 }
 
@@ -282,10 +282,10 @@ func TestLooseEntryPermissionsAreTightened(t *testing.T) {
 	assert.EqualValues(t, 1, src.calls.Load(), "still a hit")
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	assertPerm(t, 0o600, fi)
 	di, err := os.Stat(c.Dir)
 	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
+	assertPerm(t, 0o700, di)
 }
 
 // failOnceSource fails its first call (slowly, so others queue up behind
@@ -398,7 +398,7 @@ func TestLooseDirIsTightenedOnAWarmHit(t *testing.T) {
 	assert.EqualValues(t, 1, src.calls.Load(), "a warm hit")
 	di, err := os.Stat(c.Dir)
 	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
+	assertPerm(t, 0o700, di)
 }
 
 func TestDecodeEntryMatchesTheStructDecode(t *testing.T) {

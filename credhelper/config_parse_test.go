@@ -51,7 +51,7 @@ func TestRelativeKeyPathsInTheConfigMustBeAbsolute(t *testing.T) {
 	_, err := ParseConfig([]byte(`{"registries":{"cr.example.com":{"serviceAccountKeyPath":"{\"credentials\":{\"privateKey\":\"SECRETSECRET\"}}"}}}`))
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "SECRETSECRET", "pasted content is never echoed")
-	_, err = ParseConfig([]byte(`{"registries":{"cr.example.com":{"serviceAccountKeyPath":"/etc/sa.json","privateKeyPath":"/etc/key.pem"}}}`))
+	_, err = ParseConfig([]byte(hostAbs(`{"registries":{"cr.example.com":{"serviceAccountKeyPath":"/etc/sa.json","privateKeyPath":"/etc/key.pem"}}}`)))
 	assert.NoError(t, err)
 }
 

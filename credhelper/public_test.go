@@ -87,7 +87,7 @@ func TestRobotFilesAndStoredLoginsForPublicRegistriesStayAllowed(t *testing.T) {
 	dir := t.TempDir()
 	robot := filepath.Join(dir, "robot.json")
 	require.NoError(t, os.WriteFile(robot, []byte(`{"name":"org+ci","token":"quay-robot-secret"}`), 0o600))
-	h, stderr, _ := publicHelper(t, "", `{"registries":{"quay.io":{"robotAccountPath":"`+robot+`"}}}`)
+	h, stderr, _ := publicHelper(t, "", `{"registries":{"quay.io":{"robotAccountPath":`+jsonQuote(robot)+`}}}`)
 	user, secret, err := h.Get("quay.io")
 	require.NoError(t, err)
 	assert.Equal(t, "org+ci", user)

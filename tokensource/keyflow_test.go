@@ -97,7 +97,7 @@ func TestDiscoveryOrder(t *testing.T) {
 	home := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(home, ".stackit"), 0o700))
 	writeFile(t, filepath.Join(home, ".stackit"), "credentials.json",
-		[]byte(`{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": "`+pathC+`", "STACKIT_SERVICE_ACCOUNT_TOKEN": 7}`))
+		[]byte(`{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": `+jsonQuote(pathC)+`, "STACKIT_SERVICE_ACCOUNT_TOKEN": 7}`))
 	credsD := writeFile(t, dir, "creds-d.json", []byte(`{"STACKIT_SERVICE_ACCOUNT_KEY": `+string(d.KeyJSON(true))+`}`))
 
 	cases := []struct {

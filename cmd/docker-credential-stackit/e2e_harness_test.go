@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -59,6 +60,10 @@ const (
 	// hangGuard only stops a hung helper from hanging the suite; nothing
 	// here measures speed.
 	hangGuard = 90 * time.Second
+
+	// envE2EBinary names a prebuilt helper for TestMain to use instead of
+	// building one with go build.
+	envE2EBinary = "DOCKER_CREDENTIAL_STACKIT_E2E_BINARY"
 )
 
 // helperBin is the binary TestMain builds.
@@ -73,8 +78,21 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// A prebuilt helper, for platforms that run the test binary without a Go
+	// toolchain (Windows under wine): it must be built from this tree for the
+	// test binary's GOOS/GOARCH.
+	if prebuilt := os.Getenv(envE2EBinary); prebuilt != "" {
+		helperBin = prebuilt
+		return m.Run()
+	}
 	helperBin = filepath.Join(dir, "docker-credential-stackit")
+	if runtime.GOOS == "windows" {
+		helperBin += ".exe"
+	}
+	// The helper runs where this test binary runs (GOARCH=arm64 under qemu,
+	// GOOS=windows under wine), not where the toolchain does.
 	build := exec.Command("go", "build", "-o", helperBin, ".")
+	build.Env = append(os.Environ(), "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: go build:", err)

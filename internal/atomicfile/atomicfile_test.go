@@ -21,7 +21,7 @@ func TestWriteReplacesAndKeepsMode(t *testing.T) {
 	assert.Equal(t, "new", string(data))
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm(), "the requested mode, not the umask's")
+	assertPerm(t, 0o644, fi, "the requested mode, not the umask's")
 
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -23,8 +24,13 @@ import (
 // falls back to a system path.
 func testPlatform(t *testing.T) credhelper.Platform {
 	dir := t.TempDir()
+	goos := "linux"
+	if runtime.GOOS == "windows" {
+		// The fixtures' paths are this host's: C:\... is not absolute on Linux.
+		goos = "windows"
+	}
 	return credhelper.Platform{
-		GOOS:          "linux",
+		GOOS:          goos,
 		EUID:          1000,
 		PasswdHome:    func() string { return "" },
 		XDGCacheHome:  filepath.Join(dir, "xdg-cache"),

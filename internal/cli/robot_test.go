@@ -167,7 +167,7 @@ func TestRobotNearExpiryWarnsAtMostOncePerDay(t *testing.T) {
 	require.Len(t, markers, 1)
 	fi, err := os.Stat(markers[0])
 	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	assertPerm(t, 0o600, fi)
 	data, err := os.ReadFile(markers[0])
 	require.NoError(t, err)
 	assert.NotContains(t, string(data), robotSecret)
@@ -226,7 +226,7 @@ func TestConfigEntryKinds(t *testing.T) {
 		`{"robotAccountPath": "/etc/robots/ci.json"}`,
 	}
 	for _, entry := range ok {
-		_, err := credhelper.ParseConfig([]byte(`{"registries": {"x.example.com": ` + entry + `}}`))
+		_, err := credhelper.ParseConfig([]byte(hostAbs(`{"registries": {"x.example.com": ` + entry + `}}`)))
 		assert.NoError(t, err, entry)
 	}
 	bad := map[string]string{
@@ -242,7 +242,7 @@ func TestConfigEntryKinds(t *testing.T) {
 		`{"robotAccountFile": "/r.json"}`:                                                                 `unknown field "robotAccountFile"`,
 	}
 	for entry, want := range bad {
-		_, err := credhelper.ParseConfig([]byte(`{"registries": {"x.example.com": ` + entry + `}}`))
+		_, err := credhelper.ParseConfig([]byte(hostAbs(`{"registries": {"x.example.com": ` + entry + `}}`)))
 		if assert.Error(t, err, entry) {
 			assert.Contains(t, err.Error(), want, entry)
 			assert.NotContains(t, err.Error(), "\n")

@@ -103,6 +103,10 @@ func TryLock(path string, opts ...Option) (unlock func(), ok bool, err error) {
 // is left to a goroutine that releases the lock and closes the file if it
 // is granted later, so a long-lived process never keeps a stray lock.
 func WaitShared(ctx context.Context, path string, wait time.Duration, opts ...Option) (unlock func(), err error) {
+	if err := ctx.Err(); err != nil {
+		// Already cancelled: start no request that would outlive the call.
+		return nil, fmt.Errorf("wait for lock %s: %w", path, err)
+	}
 	fl, checked, err := newLock(path, opts)
 	if err != nil {
 		return nil, err

@@ -43,9 +43,7 @@ func TestPrivateLockCreatesAndLocksAPrivateFile(t *testing.T) {
 func TestPrivateLockRefusesASymlinkAndLeavesItsTargetAlone(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "victim")
 	path := lockPath(t)
-	if err := os.Symlink(target, path); err != nil {
-		t.Skipf("cannot create symbolic links here: %v", err)
-	}
+	symlinkOrSkip(t, target, path)
 	p := platform.Current()
 	_, _, err := TryLock(path, Private(p))
 	require.ErrorIs(t, err, safefile.ErrNotRegular)
@@ -63,7 +61,7 @@ func TestPrivateLockRefusesAFileOwnedBySomeoneElse(t *testing.T) {
 	p := platform.Platform{GOOS: "linux", Geteuid: func() int { return 1000 }, Owner: func(fs.FileInfo) int { return 1001 }}
 	_, _, err := TryLock(path, Private(p))
 	require.ErrorIs(t, err, safefile.ErrUntrusted)
-	assert.Equal(t, path+": is owned by uid 1001, not by you (uid 1000); remove it: rm "+path, err.Error())
+	assert.Equal(t, path+": is owned by uid 1001, not by you (uid 1000); remove it: rm "+safefile.ShellQuote(path), err.Error())
 
 	win := platform.Platform{GOOS: "windows", Owner: func(fs.FileInfo) int { return 1001 }}
 	unlock, ok, err := TryLock(path, Private(win))
