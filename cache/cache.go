@@ -570,7 +570,7 @@ func (c *Cache) Drop(ctx context.Context, identity string) error {
 		return err
 	}
 	defer unlock()
-	err = os.Remove(filepath.Join(c.Dir, name+entrySuffix))
+	err = atomicfile.Remove(filepath.Join(c.Dir, name+entrySuffix))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
