@@ -21,8 +21,16 @@ import (
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
 
+// envOf is an environment from a map. A test's HOME is also the Windows
+// profile directory, so that the same test finds ~ on every platform, as
+// os.UserHomeDir (and the STACKIT SDK) do.
 func envOf(m map[string]string) tokensource.Env {
-	return func(k string) string { return m[k] }
+	return func(k string) string {
+		if v, ok := m[k]; ok || k != "USERPROFILE" {
+			return v
+		}
+		return m["HOME"]
+	}
 }
 
 func writeFile(t *testing.T, dir, name string, data []byte) string {
