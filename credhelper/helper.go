@@ -291,7 +291,7 @@ func (h *Helper) logins() loginStore {
 }
 
 func (h *Helper) discoveryOptions() tokensource.Options {
-	return tokensource.Options{Env: h.env, HTTPClient: h.httpClient, Now: h.now,
+	return tokensource.Options{Env: h.env, HTTPClient: h.httpClient, Now: h.now, Platform: h.platform.System(),
 		HomeDir: func() (string, error) { return tokensource.UserHomeDir(h.env, h.platform.GOOS), nil }}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -59,6 +58,8 @@ type setting struct {
 type lookup struct {
 	env     Env
 	homeDir func() (string, error)
+	// sys judges owners and modes; zero means the machine we run on.
+	sys platform.Platform
 
 	mu        sync.Mutex
 	credsRead bool
@@ -67,6 +68,13 @@ type lookup struct {
 	credsErr  error
 	// credsMissing marks an explicitly named file that does not exist.
 	credsMissing bool
+}
+
+func (l *lookup) system() platform.Platform {
+	if l.sys.GOOS == "" {
+		return platform.Current()
+	}
+	return l.sys
 }
 
 func (l *lookup) credentialsFile() (map[string]string, string, error) {
@@ -81,7 +89,7 @@ func (l *lookup) credentialsFile() (map[string]string, string, error) {
 		explicit = false
 		homeDir := l.homeDir
 		if homeDir == nil {
-			homeDir = func() (string, error) { return UserHomeDir(l.env, runtime.GOOS), nil }
+			homeDir = func() (string, error) { return UserHomeDir(l.env, l.system().GOOS), nil }
 		}
 		// The SDK finds ~ with os.UserHomeDir: HOME on Unix, USERPROFILE
 		// on Windows, whatever shell started us.
@@ -103,7 +111,7 @@ func (l *lookup) credentialsFile() (map[string]string, string, error) {
 	}
 	// The file names the key and private key to sign with: one that
 	// others can write could point us at their account, as ssh refuses.
-	if err := safefile.CheckTrusted(path, platform.Current()); err != nil {
+	if err := safefile.CheckTrusted(path, l.system()); err != nil {
 		l.credsErr = fmt.Errorf("STACKIT credentials file: %w", err)
 		return nil, path, l.credsErr
 	}
@@ -353,7 +361,7 @@ func (l *lookup) first(override setting, pathVar, inlineVar string) (setting, er
 // load returns the setting's content: the file it names, or the inline
 // value. Like ssh, it warns (through warn, if set) when a secret file is
 // readable by group or others.
-func (s setting) load(what, fix string, warn func(Warning)) ([]byte, error) {
+func (s setting) load(what, fix string, warn func(Warning), sys platform.Platform) ([]byte, error) {
 	if !s.isPath {
 		return []byte(s.value), nil
 	}
@@ -364,7 +372,7 @@ func (s setting) load(what, fix string, warn func(Warning)) ([]byte, error) {
 	if err != nil {
 		return nil, problem.Wrap(err, fmt.Sprintf("read %s %s (from %s): %s", what, s.value, s.source, describeFileError(err)), fix)
 	}
-	if mode&0o077 != 0 && warn != nil && platform.Current().UnixPermissions() {
+	if mode&0o077 != 0 && warn != nil && sys.UnixPermissions() {
 		warn(Warning{Message: fmt.Sprintf("%s %s is readable by others (mode %04o); run: chmod 600 %s", what, s.value, mode, s.value), OnceADay: "mode\x00" + s.value})
 	}
 	return data, nil

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
 )
 
 // Kind names a way of logging in.
@@ -118,6 +120,9 @@ type Options struct {
 	// Exists probes whether a federated token file exists; nil means
 	// FileExists.
 	Exists func(path string) bool
+	// Platform decides the per-OS rules (Unix modes, owners); the zero
+	// value means the machine we run on. Tests play other systems with it.
+	Platform platform.Platform
 	// Lazy leaves a service account key unparsed until a token must be
 	// minted: the flow then has its CacheKey and Source but no Username,
 	// Facts or Endpoint from the key (Describe fills them in). A warm get
@@ -135,6 +140,13 @@ func (o Options) env() Env {
 		return os.Getenv
 	}
 	return o.Env
+}
+
+func (o Options) sys() platform.Platform {
+	if o.Platform.GOOS == "" {
+		return platform.Current()
+	}
+	return o.Platform
 }
 
 func (o Options) now() func() time.Time {
@@ -208,7 +220,7 @@ func Discover(opts Options, o Overrides) (*Flow, error) {
 		}
 		return w.flow(c.Reason, o), nil
 	}
-	in, err := locateKey(env, o, opts.HomeDir)
+	in, err := locateKey(env, o, opts.HomeDir, opts.sys())
 	var k *KeyFlow
 	if err == nil && opts.Lazy {
 		return lazyKeyFlow(in, opts, c.Reason), nil

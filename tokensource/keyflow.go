@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
+
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -49,6 +51,8 @@ type KeyFlow struct {
 	// warnings in Warnings.
 	credsWarned bool
 	cacheKey    string
+	// sys judges file modes; zero means the machine we run on.
+	sys platform.Platform
 }
 
 // newKeyFlow discovers the service account key: the overrides first, then
@@ -56,8 +60,16 @@ type KeyFlow struct {
 // credentials file. It returns ErrNoCredentials if none is configured.
 func newKeyFlow(env Env, o Overrides) (*KeyFlow, error) { return newKeyFlowWith(env, o, nil) }
 
+// system is the platform the flow judges file modes by.
+func (k *KeyFlow) system() platform.Platform {
+	if k.sys.GOOS == "" {
+		return platform.Current()
+	}
+	return k.sys
+}
+
 func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*KeyFlow, error) {
-	in, err := locateKey(env, o, homeDir)
+	in, err := locateKey(env, o, homeDir, platform.Current())
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +79,7 @@ func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*KeyF
 // keyInput is a located service account key, read but not yet parsed: all
 // a cache hit needs.
 type keyInput struct {
+	sys         platform.Platform
 	env         Env
 	o           Overrides
 	l           *lookup
@@ -82,8 +95,8 @@ type keyInput struct {
 // locateKey finds and reads the key the way the SDK does (the overrides,
 // STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY, the
 // credentials file), without parsing it.
-func locateKey(env Env, o Overrides, homeDir func() (string, error)) (*keyInput, error) {
-	l := &lookup{env: env, homeDir: homeDir}
+func locateKey(env Env, o Overrides, homeDir func() (string, error), sys platform.Platform) (*keyInput, error) {
+	l := &lookup{env: env, homeDir: homeDir, sys: sys}
 	keySetting, err := l.first(setting{value: o.ServiceAccountKeyPath, source: o.field("serviceAccountKeyPath"), isPath: true, fromOverride: true},
 		EnvServiceAccountKeyPath, EnvServiceAccountKey)
 	if err != nil {
@@ -97,11 +110,11 @@ func locateKey(env Env, o Overrides, homeDir func() (string, error)) (*keyInput,
 	warnings := l.fileWarnings()
 	credsWarned := l.fileWasRead()
 	data, err := keySetting.load("service account key", keySetting.fixHint(o, "serviceAccountKeyPath", "set "+EnvServiceAccountKeyPath+" to the key JSON STACKIT issued"),
-		func(w Warning) { warnings = append(warnings, w) })
+		func(w Warning) { warnings = append(warnings, w) }, sys)
 	if err != nil {
 		return nil, err
 	}
-	in := &keyInput{env: env, o: o, l: l, setting: keySetting, data: data, warnings: warnings, credsWarned: credsWarned}
+	in := &keyInput{sys: sys, env: env, o: o, l: l, setting: keySetting, data: data, warnings: warnings, credsWarned: credsWarned}
 	switch {
 	case o.TokenEndpoint != "":
 		in.endpointOverride, in.endpointOverrideSource = o.TokenEndpoint, o.field("tokenEndpoint")
@@ -134,7 +147,7 @@ func (in *keyInput) parse() (*KeyFlow, error) {
 		return nil, fmt.Errorf("read %s: %w", where, err)
 	}
 
-	k := &KeyFlow{Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings, credsWarned: credsWarned, cacheKey: in.cacheKey()}
+	k := &KeyFlow{sys: in.sys, Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings, credsWarned: credsWarned, cacheKey: in.cacheKey()}
 	switch {
 	case in.endpointOverride != "":
 		k.Endpoint, k.EndpointSource = in.endpointOverride, in.endpointOverrideSource
@@ -232,7 +245,7 @@ func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, []Warning, error) {
 	if s.value == "" {
 		l := k.lookup
 		if l == nil {
-			l = &lookup{env: func(string) string { return "" }}
+			l = &lookup{env: func(string) string { return "" }, sys: k.system()}
 		}
 		var err error
 		s, err = l.first(setting{}, EnvPrivateKeyPath, EnvPrivateKey)
@@ -257,7 +270,7 @@ func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, []Warning, error) {
 		}
 		s = embedded
 	}
-	data, err := s.load("private key", s.fixHint(k.overrides, "privateKeyPath", "set "+EnvPrivateKeyPath+" to the PEM private key"), warn)
+	data, err := s.load("private key", s.fixHint(k.overrides, "privateKeyPath", "set "+EnvPrivateKeyPath+" to the PEM private key"), warn, k.system())
 	if s.isPath && embedded.value != "" && (err != nil || len(data) == 0) {
 		warn(ignoredPrivateKeyPath(s, err, k.overrides))
 		s, data, err = embedded, []byte(embedded.value), nil

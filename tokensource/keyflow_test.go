@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -329,6 +330,9 @@ func TestHTTPClientRefusesRedirects(t *testing.T) {
 }
 
 func TestLooseKeyFilePermissionsWarn(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix modes mean nothing on Windows, so there is nothing to warn about (see TestNoModeWarningsOnWindows)")
+	}
 	srv := tokensourcetest.NewServer(t)
 	acct := srv.NewAccount(t, "w@sa.stackit.cloud")
 	dir := t.TempDir()

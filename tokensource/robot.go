@@ -168,8 +168,7 @@ func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 // owned by someone else than the user or root): whoever can write it
 // decides which secret is sent. It warns, at most once a day, when others
 // can read the secret.
-func readRobotAccount(path, origin string) (*RobotAccount, []Warning, error) {
-	p := platform.Current()
+func readRobotAccount(path, origin string, p platform.Platform) (*RobotAccount, []Warning, error) {
 	data, mode, err := readSmallFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read robot account file %s: %s; fix robotAccountPath in %s", path, describeFileError(err), origin)
@@ -210,7 +209,7 @@ func untrustedRobotFile(path string, err error) error {
 // robotFlow serves a registry from a robot account file. Discovery only
 // names the file; Token reads it, every time.
 func robotFlow(opts Options, o Overrides) *Flow {
-	r := &robotSource{path: o.RobotAccountPath, origin: o.origin(), now: opts.now()}
+	r := &robotSource{path: o.RobotAccountPath, origin: o.origin(), now: opts.now(), sys: opts.sys()}
 	f := &Flow{
 		Kind: KindRobot, Source: "robot account file " + r.path, Static: true,
 		Reason: o.origin() + " sets robotAccountPath for this registry; the file is read on every get",
@@ -222,12 +221,12 @@ func robotFlow(opts Options, o Overrides) *Flow {
 	}
 	// The login name is in the file: read it once for the plan, so list
 	// and status can show it; Token reads the file again.
-	if acct, warnings, err := readRobotAccount(r.path, r.origin); err == nil {
+	if acct, warnings, err := readRobotAccount(r.path, r.origin, r.sys); err == nil {
 		f.Username = acct.Name
 		f.Warnings = warnings
 	}
 	f.check = func() ([]Fact, error) {
-		acct, _, err := readRobotAccount(r.path, r.origin)
+		acct, _, err := readRobotAccount(r.path, r.origin, r.sys)
 		if err != nil {
 			return nil, err
 		}
@@ -242,6 +241,7 @@ func robotFlow(opts Options, o Overrides) *Flow {
 
 // robotSource answers with the robot's own name and secret.
 type robotSource struct {
+	sys          platform.Platform
 	path, origin string
 	now          func() time.Time
 }
@@ -249,7 +249,7 @@ type robotSource struct {
 // Token reads the robot file and checks its expiry: expired is an error,
 // and within robotExpiryWarning it warns, at most once a day.
 func (r *robotSource) Token(context.Context) (*Token, error) {
-	acct, _, err := readRobotAccount(r.path, r.origin)
+	acct, _, err := readRobotAccount(r.path, r.origin, r.sys)
 	if err != nil {
 		return nil, err
 	}

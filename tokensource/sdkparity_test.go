@@ -549,6 +549,7 @@ func (w *parityWorld) setup(t *testing.T, c parityCase) {
 	}
 	home := t.TempDir()
 	t.Setenv("HOME", home)
+	t.Setenv("USERPROFILE", home) // os.UserHomeDir's answer on Windows
 	if c.home != nil {
 		require.NoError(t, os.MkdirAll(filepath.Join(home, ".stackit"), 0o700))
 		require.NoError(t, os.WriteFile(filepath.Join(home, ".stackit", "credentials.json"), []byte(w.expand(*c.home)), 0o600))

@@ -214,6 +214,7 @@ func cliKeyringServiceName(profile, goos string) string {
 // at most once per store; the keyring once per field, and not at all once
 // it has failed.
 type cliStore struct {
+	sys     platform.Platform
 	secrets SecretStore
 	service string
 	path    string
@@ -290,7 +291,7 @@ func (f *cliFile) field(name string) (string, bool) {
 }
 
 func newCLIStore(secrets SecretStore, p cliProfile, goos string) *cliStore {
-	return &cliStore{secrets: secrets, service: cliKeyringServiceName(p.name, goos), path: filepath.Join(p.dir, cliStorageFile), fromKeyring: map[string]bool{}}
+	return &cliStore{sys: platform.Current(), secrets: secrets, service: cliKeyringServiceName(p.name, goos), path: filepath.Join(p.dir, cliStorageFile), fromKeyring: map[string]bool{}}
 }
 
 // get returns a field and whether it is stored. An error means the file
@@ -322,7 +323,7 @@ func (s *cliStore) readFile() error {
 		return s.fileErr
 	}
 	s.fileRead = true
-	p := platform.Current()
+	p := s.sys
 	data, _, err := safefile.ReadFile(s.path, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -493,6 +494,7 @@ func (c *cliFlowSource) read(parse bool) (*cliLogin, error) {
 	var s *cliStore
 	once := func() (*cliLogin, error) {
 		s = newCLIStore(c.secrets, c.profile, c.goos)
+		s.sys = c.opts.sys()
 		login, err := readCLILogin(s, c.profile, now)
 		if err == nil && login != nil && parse {
 			err = login.parse()
@@ -515,7 +517,7 @@ func (c *cliFlowSource) read(parse bool) (*cliLogin, error) {
 // used gives a *CLILoginError, which is ErrNoCredentials too.
 func stackitCLIFlow(opts Options, sdkReason string) (*Flow, error) {
 	none := &Flow{Kind: KindKey, Reason: sdkReason}
-	goos := platform.Current().GOOS
+	goos := opts.sys().GOOS
 	configDir := cliConfigDir(opts.env(), goos)
 	if configDir == "" {
 		return none, ErrNoCredentials

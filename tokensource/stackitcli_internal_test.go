@@ -2,6 +2,7 @@ package tokensource
 
 import (
 	"errors"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,10 +21,10 @@ func TestCLIKeyringServiceIsTheCLIsPerProfileName(t *testing.T) {
 
 func TestCLIConfigDirFollowsUserConfigDir(t *testing.T) {
 	env := func(m map[string]string) Env { return func(k string) string { return m[k] } }
-	assert.Equal(t, "/x/stackit", cliConfigDir(env(map[string]string{"XDG_CONFIG_HOME": "/x", "HOME": "/h"}), "linux"))
-	assert.Equal(t, "/h/.config/stackit", cliConfigDir(env(map[string]string{"HOME": "/h"}), "linux"))
+	assert.Equal(t, filepath.Join("/x", "stackit"), cliConfigDir(env(map[string]string{"XDG_CONFIG_HOME": "/x", "HOME": "/h"}), "linux"))
+	assert.Equal(t, filepath.Join("/h", ".config", "stackit"), cliConfigDir(env(map[string]string{"HOME": "/h"}), "linux"))
 	assert.Equal(t, "", cliConfigDir(env(map[string]string{"XDG_CONFIG_HOME": "rel", "HOME": "/h"}), "linux"), "a relative XDG_CONFIG_HOME is an error for os.UserConfigDir")
-	assert.Equal(t, "/h/Library/Application Support/stackit", cliConfigDir(env(map[string]string{"HOME": "/h", "XDG_CONFIG_HOME": "/x"}), "darwin"))
+	assert.Equal(t, filepath.Join("/h", "Library", "Application Support", "stackit"), cliConfigDir(env(map[string]string{"HOME": "/h", "XDG_CONFIG_HOME": "/x"}), "darwin"))
 	assert.Equal(t, "", cliConfigDir(env(nil), "linux"))
 }
 

@@ -1,0 +1,65 @@
+package tokensource_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
+)
+
+// On Windows Unix modes mean nothing, and a warning Docker shows on every
+// pull would be noise: the injected platform lets Linux CI prove it.
+func TestNoModeWarningsOnWindows(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("needs Unix modes on the real files to show the difference")
+	}
+	srv := tokensourcetest.NewServer(t)
+	acct := srv.NewAccount(t, "w@sa.stackit.cloud")
+	dir := t.TempDir()
+	keyPath := acct.WriteKeyFile(t, dir, true)
+	require.NoError(t, os.Chmod(keyPath, 0o644))
+	env := envOf(map[string]string{tokensource.EnvServiceAccountKeyPath: keyPath, tokensource.EnvTokenBaseURL: srv.TokenURL(), "HOME": dir})
+
+	linux, err := tokensource.Discover(tokensource.Options{Env: env, Platform: platform.Platform{GOOS: "linux"}}, tokensource.Overrides{})
+	require.NoError(t, err)
+	require.Len(t, linux.Warnings, 1, "on Unix a key others can read is worth a warning")
+
+	windows, err := tokensource.Discover(tokensource.Options{Env: env, Platform: platform.Platform{GOOS: "windows"}}, tokensource.Overrides{})
+	require.NoError(t, err)
+	assert.Empty(t, windows.Warnings, "on Windows the mode bits are not the file's access rules")
+	tok, err := windows.Token(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, tok.Warnings)
+}
+
+// The credentials file is found in the Windows profile directory, not
+// through HOME, as os.UserHomeDir and the STACKIT SDK do.
+func TestCredentialsFileIsFoundInTheWindowsProfile(t *testing.T) {
+	srv := tokensourcetest.NewServer(t)
+	acct := srv.NewAccount(t, "p@sa.stackit.cloud")
+	profile := t.TempDir()
+	keyPath := acct.WriteKeyFile(t, profile, true)
+	require.NoError(t, os.MkdirAll(filepath.Join(profile, ".stackit"), 0o700))
+	writeFile(t, filepath.Join(profile, ".stackit"), "credentials.json", []byte(`{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": `+quote(keyPath)+`}`))
+	env := func(k string) string {
+		return map[string]string{"USERPROFILE": profile, "HOME": filepath.Join(profile, "not-here")}[k]
+	}
+	flow, err := tokensource.Discover(tokensource.Options{Env: env, Platform: platform.Platform{GOOS: "windows"}}, tokensource.Overrides{})
+	require.NoError(t, err)
+	assert.Equal(t, acct.Email, flow.Username)
+}
+
+// quote renders s as a JSON string, so that Windows paths stay intact.
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
