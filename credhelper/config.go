@@ -418,6 +418,9 @@ func (h *Helper) ServeRegistries(hosts []string) (path string, added bool, err e
 			added = true
 		}
 	}
+	if h.settings.ConfigErr != nil {
+		return path, false, h.settings.ConfigErr
+	}
 	if !added && !(cfg.missing && h.settings.Config.Why == EnvConfig) {
 		return path, false, nil
 	}
@@ -431,4 +434,24 @@ func (h *Helper) ServeRegistries(hosts []string) (path string, added bool, err e
 	h.hosts = nil
 	h.mu.Unlock()
 	return path, true, nil
+}
+
+// ConfigState says in words whether the helper config can be used, the
+// way get finds it (for doctor).
+func (h *Helper) ConfigState() string {
+	_, err := h.allowed()
+	var missing *MissingConfigError
+	switch {
+	case errors.As(err, &missing):
+		return "does not exist, which is an error because " + EnvConfig + " names it"
+	case err != nil:
+		what, _ := problem.Split(err)
+		return "cannot be used: " + what
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.configMissing {
+		return "does not exist, so only the built-in and environment settings apply"
+	}
+	return "exists"
 }

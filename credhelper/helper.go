@@ -45,8 +45,9 @@ type Helper struct {
 	cache        *cache.Cache
 
 	// mu guards hosts, which are read from the config once.
-	mu    sync.Mutex
-	hosts map[string]RegistryConfig
+	mu            sync.Mutex
+	hosts         map[string]RegistryConfig
+	configMissing bool
 }
 
 var _ credentials.Helper = (*Helper)(nil)
@@ -117,9 +118,11 @@ func New(opts ...Option) (*Helper, error) {
 	if o.platform != nil {
 		p = *o.platform
 	}
-	s := ParseSettings(o.env, p, "")
+	var s Settings
 	if o.settings != nil {
 		s = *o.settings
+	} else {
+		s = ParseSettings(o.env, p, "")
 	}
 	if o.configPath != "" {
 		if !filepath.IsAbs(o.configPath) {
@@ -255,6 +258,9 @@ func (h *Helper) allowed() (map[string]RegistryConfig, error) {
 	if h.hosts != nil {
 		return h.hosts, nil
 	}
+	if h.settings.ConfigErr != nil {
+		return nil, h.settings.ConfigErr
+	}
 	cfg, err := loadConfig(h.settings.Config.Path, h.platform.System())
 	if err != nil {
 		return nil, err
@@ -268,7 +274,7 @@ func (h *Helper) allowed() (map[string]RegistryConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.hosts = hosts
+	h.hosts, h.configMissing = hosts, cfg.missing
 	return hosts, nil
 }
 

@@ -3,7 +3,6 @@ package credhelper
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"os/user"
 	"path/filepath"
 	"runtime"
@@ -90,6 +89,10 @@ type Settings struct {
 	Cache PathChoice
 	// Err is the first malformed setting, if any.
 	Err error
+	// ConfigErr says why there is no usable helper config path. The config
+	// decides which hosts are served, so it stops every get, like a config
+	// that cannot be read.
+	ConfigErr error
 	// Warnings are settings that are ignored, with why; New prints them.
 	Warnings []string
 }
@@ -106,8 +109,9 @@ type Platform struct {
 	PasswdHome func() string
 	// XDGCacheHome and XDGConfigHome are the XDG base directories on Linux
 	// and other Unix systems (XDG_CACHE_HOME and XDG_CONFIG_HOME, else
-	// ~/.cache and ~/.config). Windows and macOS do not use them: each has
-	// one fixed location.
+	// ~/.cache and ~/.config). Empty means: from the environment the
+	// settings are parsed from. Windows and macOS do not use them: each
+	// has one fixed location.
 	XDGCacheHome, XDGConfigHome string
 	// Owner returns the uid owning the file fi describes, or -1 if
 	// unknown; nil reads it from the file. Tests fake other owners with it.
@@ -127,8 +131,6 @@ func CurrentPlatform() Platform {
 			}
 			return u.HomeDir
 		},
-		XDGCacheHome:  xdgBaseDir(os.Getenv("XDG_CACHE_HOME"), os.Getenv("HOME"), ".cache"),
-		XDGConfigHome: xdgBaseDir(os.Getenv("XDG_CONFIG_HOME"), os.Getenv("HOME"), ".config"),
 	}
 }
 
@@ -197,9 +199,28 @@ func ParseSettings(env tokensource.Env, p Platform, cacheDirFlag string) Setting
 			s.ExtraHosts = append(s.ExtraHosts, item)
 		}
 	}
+	if p.XDGCacheHome == "" && p.XDGConfigHome == "" {
+		// From the environment the helper was given, so that an injected
+		// environment decides, as the real one does.
+		p.XDGCacheHome = xdgBaseDir(env("XDG_CACHE_HOME"), env("HOME"), ".cache")
+		p.XDGConfigHome = xdgBaseDir(env("XDG_CONFIG_HOME"), env("HOME"), ".config")
+	}
 	s.Config = configPathChoice(env, p)
 	s.Cache = cacheDirChoice(env, cacheDirFlag, p)
-	if s.Cache.Path != "" && !p.isAbs(s.Cache.Path) {
+	if !tokensource.LooksLikePath(s.Config.Path) {
+		// Never echoed: a key pasted into the variable would be printed.
+		s.ConfigErr = tokensource.NotAPathError(EnvConfig, s.Config.Path)
+		s.Config = PathChoice{"", EnvConfig + " holds something other than a path"}
+	} else if !p.isAbs(s.Config.Path) {
+		// Docker runs the helper in directories of its own: a relative
+		// config would be found from one and missing from the next.
+		s.ConfigErr = problem.New(fmt.Sprintf("%s=%s is not an absolute path", EnvConfig, s.Config.Path),
+			"set it to the full path of the helper config")
+	}
+	if s.Cache.Path != "" && !tokensource.LooksLikePath(s.Cache.Path) {
+		s.Warnings = append(s.Warnings, problem.OneLine(tokensource.NotAPathError(s.Cache.Why, s.Cache.Path))+"; the token cache is not used")
+		s.Cache = PathChoice{"", s.Cache.Why + " holds something other than a path"}
+	} else if s.Cache.Path != "" && !p.isAbs(s.Cache.Path) {
 		// A relative cache dir would follow whatever directory docker or
 		// the kubelet happens to run in.
 		s.Warnings = append(s.Warnings, fmt.Sprintf("%s %q is not an absolute path, so the token cache is not used; set an absolute path", s.Cache.Why, s.Cache.Path))

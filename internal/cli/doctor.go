@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"time"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
@@ -120,13 +118,7 @@ func (d *doctor) run(only []string) bool {
 func (d *doctor) files() {
 	d.printf("Files\n")
 	s := d.h.Settings()
-	state := "does not exist, so only the built-in and environment settings apply"
-	if _, err := os.Stat(s.Config.Path); err == nil {
-		state = "exists"
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		state = "cannot be read: " + err.Error()
-	}
-	d.line("helper config", "%s (%s); %s", s.Config.Path, s.Config.Why, state)
+	d.line("helper config", "%s (%s); %s", s.Config.Path, s.Config.Why, d.h.ConfigState())
 	if s.Cache.Path == "" {
 		d.line("token cache", "disabled: %s", s.Cache.Why)
 	} else {

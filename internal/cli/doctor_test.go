@@ -184,3 +184,12 @@ func TestDoctorShowsKeyWarnings(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	assert.Regexp(t, `(?m)^  warning +service account key `+regexp.QuoteMeta(keyPath)+` is readable by others \(mode 0644\); run: chmod 600 `, out)
 }
+
+func TestDoctorFilesSectionAgreesWithGet(t *testing.T) {
+	f := newFixture(t)
+	f.env[credhelper.EnvConfig] = filepath.Join(f.dir, "named", "config.json")
+	out, _, code := f.doctor(t)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "does not exist, which is an error because DOCKER_CREDENTIAL_STACKIT_CONFIG names it")
+	assert.NotContains(t, out, "only the built-in and environment settings apply")
+}

@@ -654,3 +654,34 @@ func TestBareConfigureDockerCreatesTheNamedConfig(t *testing.T) {
 	out, code := f.run(t, credhelper.DefaultRegistry, "get")
 	assert.Equal(t, 0, code, out)
 }
+
+func TestSecretPastedIntoThePathVariablesIsNeverPrinted(t *testing.T) {
+	f := newFixture(t)
+	key, err := os.ReadFile(f.env[tokensource.EnvServiceAccountKeyPath])
+	require.NoError(t, err)
+	for _, name := range []string{credhelper.EnvConfig, credhelper.EnvCacheDir} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.env[name] = string(key)
+			f.stderr.Reset()
+			out, _ := f.run(t, credhelper.DefaultRegistry, "get")
+			status, _ := f.run(t, "", "status")
+			doctor, _ := f.run(t, "", "doctor")
+			all := out + status + doctor + f.stderr.String()
+			assert.NotContains(t, all, "PRIVATE KEY")
+			assert.NotContains(t, all, string(f.acct.PrivateKeyPEM[40:80]))
+			assert.Contains(t, all, "not shown", "it says what is wrong without showing it")
+		})
+	}
+}
+
+func TestRelativeConfigPathIsAnError(t *testing.T) {
+	f := newFixture(t)
+	f.env[credhelper.EnvConfig] = "rel/config.json"
+	out, code := f.run(t, credhelper.DefaultRegistry, "get")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "DOCKER_CREDENTIAL_STACKIT_CONFIG=rel/config.json is not an absolute path; set it to the full path")
+	out, code = f.run(t, "ghcr.io", "get")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "is not an absolute path", "the config decides which hosts are served, so it stops every get, as an unreadable one does")
+}
