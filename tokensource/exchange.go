@@ -379,17 +379,17 @@ func exchange(ctx context.Context, client *http.Client, endpoint string, form ur
 		case errors.As(err, &redirect):
 			return nil, redirected(endpoint, redirect.describe(secrets), hints)
 		case ctx.Err() != nil:
-			return nil, problem.New(fmt.Sprintf("token endpoint %s did not answer in time", endpoint), "check the network, HTTPS_PROXY and "+hints.endpointVar)
+			return nil, problem.New(fmt.Sprintf("token endpoint %s did not answer in time", endpoint), "check the network, HTTPS_PROXY and "+hints.setting())
 		}
-		return nil, &unreachableError{endpoint: endpoint, reason: clean(describeNetError(err)), endpointVar: hints.endpointVar, kind: classifyTransport(err)}
+		return nil, &unreachableError{endpoint: endpoint, reason: clean(describeNetError(err)), endpointVar: hints.setting(), kind: classifyTransport(err)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, problem.New(fmt.Sprintf("token endpoint %s did not send its whole answer in time", endpoint), "check the network, HTTPS_PROXY and "+hints.endpointVar)
+			return nil, problem.New(fmt.Sprintf("token endpoint %s did not send its whole answer in time", endpoint), "check the network, HTTPS_PROXY and "+hints.setting())
 		}
-		return nil, &unreachableError{endpoint: endpoint, reason: "reading the answer: " + clean(describeNetError(err)), endpointVar: hints.endpointVar, kind: classifyTransport(err)}
+		return nil, &unreachableError{endpoint: endpoint, reason: "reading the answer: " + clean(describeNetError(err)), endpointVar: hints.setting(), kind: classifyTransport(err)}
 	}
 	if len(body) > maxResponseBody {
 		return nil, fmt.Errorf("token endpoint %s sent more than 1 MiB; that is not a token response", endpoint)

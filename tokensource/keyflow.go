@@ -204,7 +204,7 @@ func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
 		}
 		if rej.kidNotFound {
 			return nil, problem.New(fmt.Sprintf("token endpoint %s does not know key id %s (HTTP %d): the key was deleted or the endpoint is wrong", k.Endpoint, k.Key.Credentials.Kid, rej.status),
-				fmt.Sprintf("create a new key for %s or check %s", k.Username(), EnvTokenBaseURL))
+				fmt.Sprintf("create a new key for %s or check %s", k.Username(), hints.setting()))
 		}
 		if rej.status == http.StatusBadRequest || rej.rejectsCredentials() {
 			// invalid_grant says nothing about why; a private key that is

@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
@@ -62,4 +64,21 @@ func TestCredentialsFileIsFoundInTheWindowsProfile(t *testing.T) {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// The fix names the setting that chose the endpoint: here the key's own
+// tokenEndpoint, not a variable nobody set.
+func TestUnreachableEndpointFixNamesWhereTheEndpointCameFrom(t *testing.T) {
+	srv := tokensourcetest.NewServer(t)
+	acct := srv.NewAccount(t, "u@sa.stackit.cloud")
+	dir := t.TempDir()
+	keyJSON := strings.Replace(string(acct.KeyJSON(true)), `"kid":`, `"tokenEndpoint": "http://127.0.0.1:1/token", "kid":`, 1)
+	keyPath := writeFile(t, dir, "key.json", []byte(keyJSON))
+	flow, err := tokensource.Discover(tokensource.Options{Env: envOf(map[string]string{tokensource.EnvServiceAccountKeyPath: keyPath, "HOME": dir})}, tokensource.Overrides{})
+	require.NoError(t, err)
+	_, err = flow.Token(context.Background())
+	require.Error(t, err)
+	_, fix := problem.Split(err)
+	assert.Contains(t, fix, "credentials.tokenEndpoint in the key")
+	assert.NotContains(t, fix, tokensource.EnvTokenBaseURL)
 }
