@@ -161,7 +161,7 @@ func loadConfig(path string, p platform.Platform) (*Config, error) {
 		return &Config{Registries: map[string]RegistryConfig{}, missing: true}, nil
 	}
 	if err != nil {
-		return nil, problem.Wrap(err, fmt.Sprintf("read helper config %s: %s", path, safefile.DescribeFileError(err)), fixOf(err))
+		return nil, problem.Wrap(err, fmt.Sprintf("read helper config %s: %s", path, safefile.DescribeFileError(err)), fixOf(err, "point "+EnvConfig+" at a regular JSON file of yours, or unset it"))
 	}
 	if err := safefile.CheckTrusted(path, p); err != nil {
 		return nil, untrustedFile("helper config", path, err, "another user could choose which registries get your STACKIT tokens")
@@ -174,12 +174,12 @@ func loadConfig(path string, p platform.Platform) (*Config, error) {
 }
 
 // fixOf returns the fix a safefile error carries, if any.
-func fixOf(err error) string {
+func fixOf(err error, fallback string) string {
 	var e *safefile.Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && e.Fix != "" {
 		return e.Fix
 	}
-	return ""
+	return fallback
 }
 
 // untrustedFile words a failed trust check (safefile.CheckTrusted) of

@@ -174,7 +174,18 @@ type NoCredentialsError struct {
 }
 
 func (e *NoCredentialsError) Error() string {
-	return fmt.Sprintf("%s: %v; workload identity federation not used either: %s", e.Host, e.Err, e.Why)
+	what, fix := problem.Split(e.Err)
+	msg := fmt.Sprintf("%s (workload identity federation not used either: %s)", what, e.Why)
+	if fix != "" {
+		msg += "; " + fix
+	}
+	return msg
+}
+
+// HowToFix is the fix of the cause.
+func (e *NoCredentialsError) HowToFix() string {
+	_, fix := problem.Split(e.Err)
+	return fix
 }
 
 // Unwrap makes the error both the Docker not-found and the cause.
@@ -205,7 +216,7 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 	if err != nil {
 		var none *NoCredentialsError
 		if errors.As(err, &none) {
-			h.warnf("no credentials for %s: %v; workload identity federation not used either: %s; pulling anonymously", none.Host, none.Err, none.Why)
+			h.warnf("no credentials for %s: %v; pulling anonymously", none.Host, none)
 			return "", "", errNotFound
 		}
 		var public *PublicRegistryError
@@ -343,7 +354,7 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 		if flow != nil && flow.Reason != "" {
 			why = flow.Reason
 		}
-		return nil, &NoCredentialsError{Host: host, Why: why, Err: err}
+		return nil, fmt.Errorf("%s: %w", host, &NoCredentialsError{Host: host, Why: why, Err: err})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", host, err)
@@ -426,7 +437,7 @@ func (h *Helper) mint(ctx context.Context, host string, flow *tokensource.Flow, 
 			h.debugf("get %s: source=%s user=%s expires=%s took=%s", host, source, username, expires, since(start))
 		} else {
 			h.debugf("get %s: source=%s user=%s endpoint=%s cache=%s expires=%s took=%s",
-				host, source, username, flow.Endpoint, result, tok.Expiry.Local().Format(time.RFC3339), since(start))
+				host, source, username, debugEndpoint(flow), result, tok.Expiry.Local().Format(time.RFC3339), since(start))
 		}
 	}
 	return &Credential{Host: host, Username: username, Secret: tok.AccessToken, Expiry: tok.Expiry, Source: flow.Source, Static: flow.Static}, nil
@@ -566,4 +577,16 @@ func loginName(flow *tokensource.Flow, tok *tokensource.Token) (string, error) {
 		return "", err
 	}
 	return full.Username, nil
+}
+
+// debugEndpoint is where the flow mints tokens, for the debug log: a lazy
+// flow knows it only once its key is parsed, which the log may pay for.
+func debugEndpoint(flow *tokensource.Flow) string {
+	if flow.Endpoint != "" {
+		return flow.Endpoint
+	}
+	if full, err := flow.Describe(); err == nil && full.Endpoint != "" {
+		return full.Endpoint
+	}
+	return "(from the key)"
 }

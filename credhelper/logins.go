@@ -46,7 +46,7 @@ func (s loginStore) load() (map[string]Login, error) {
 		return map[string]Login{}, nil
 	}
 	if err != nil {
-		return nil, problem.Wrap(err, fmt.Sprintf("read stored logins %s: %s", s.path, safefile.DescribeFileError(err)), fixOf(err))
+		return nil, problem.Wrap(err, fmt.Sprintf("read stored logins %s: %s", s.path, safefile.DescribeFileError(err)), fixOf(err, "remove it and run docker login again"))
 	}
 	if err := safefile.CheckTrusted(s.path, s.sys); err != nil {
 		return nil, untrustedFile("stored logins", s.path, err, "another user could have planted a login")

@@ -243,7 +243,7 @@ func kubeletResponseFor(ctx context.Context, h *credhelper.Helper, req *kubeletR
 		if credhelper.IsNotFound(err) {
 			var none *credhelper.NoCredentialsError
 			if errors.As(err, &none) {
-				fmt.Fprintf(stderr, "%s: warning: no credentials for %s: %v; workload identity federation not used either: %s\n", Name, none.Host, none.Err, none.Why)
+				fmt.Fprintf(stderr, "%s: warning: no credentials for %s: %v\n", Name, none.Host, none)
 			}
 			return emptyKubeletResponse(resp), nil
 		}

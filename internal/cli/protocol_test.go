@@ -222,7 +222,7 @@ func TestNoCredentialsConfiguredIsNotFoundWithHint(t *testing.T) {
 	out, code := f.run(t, credhelper.DefaultRegistry, "get")
 	assert.Equal(t, 1, code)
 	assert.Equal(t, "credentials not found in native keychain\n", out)
-	assert.Contains(t, f.stderr.String(), "no credentials for registry.onstackit.cloud: no STACKIT service account key configured; set STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+	assert.Contains(t, f.stderr.String(), "no credentials for registry.onstackit.cloud: no STACKIT service account key configured (workload identity federation not used either: STACKIT_SERVICE_ACCOUNT_EMAIL is not set); set STACKIT_SERVICE_ACCOUNT_KEY_PATH")
 }
 
 func TestGetErrorsAreOneLineOnStdout(t *testing.T) {

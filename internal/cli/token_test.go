@@ -67,7 +67,7 @@ func TestTokenErrors(t *testing.T) {
 		{"foreign host", nil, []string{"--registry", "ghcr.io"}, "ghcr.io is not a registry this helper serves; add it with docker-credential-stackit configure-docker --registry ghcr.io"},
 		{"bad host", nil, []string{"--registry", "a@b"}, `"a@b" is not a registry host`},
 		{"stray argument", nil, []string{"registry.onstackit.cloud"}, `unexpected argument "registry.onstackit.cloud"; run docker-credential-stackit token --help`},
-		{"no key", func(f *fixture) { delete(f.env, tokensource.EnvServiceAccountKeyPath) }, nil, "registry.onstackit.cloud: no STACKIT service account key configured; set STACKIT_SERVICE_ACCOUNT_KEY_PATH"},
+		{"no key", func(f *fixture) { delete(f.env, tokensource.EnvServiceAccountKeyPath) }, nil, "registry.onstackit.cloud: no STACKIT service account key configured (workload identity federation not used either: STACKIT_SERVICE_ACCOUNT_EMAIL is not set); set STACKIT_SERVICE_ACCOUNT_KEY_PATH"},
 		{"deleted key", func(f *fixture) { f.srv.DeleteKey(f.acct) }, nil, "does not know key id"},
 	}
 	for _, c := range cases {
