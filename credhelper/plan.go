@@ -12,10 +12,27 @@ import (
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
-// Login kinds a Plan can name.
+// LoginKind names how a host logs in.
+type LoginKind string
+
+// The login kinds a Plan can name.
 const (
-	LoginStored = "stored login"
+	LoginStored     LoginKind = "stored login"
+	LoginKey        LoginKind = "key flow"
+	LoginFederation LoginKind = "workload identity federation"
+	LoginRobot      LoginKind = "robot account file"
 )
+
+// loginKind maps a discovered flow to its login kind.
+func loginKind(k tokensource.Kind) LoginKind {
+	switch k {
+	case tokensource.KindFederation:
+		return LoginFederation
+	case tokensource.KindRobot:
+		return LoginRobot
+	}
+	return LoginKey
+}
 
 // Fact is one labelled line of a plan; it never holds a secret.
 type Fact = tokensource.Fact
@@ -28,9 +45,12 @@ type Plan struct {
 	// Origin says why the host is served: built in, the environment, the
 	// helper config.
 	Origin string
-	// Kind is the login: "stored login", "key flow", "workload identity
-	// federation" or "robot account file".
-	Kind     string
+	// Kind is the login.
+	Kind LoginKind
+	// Source says in words where the credentials come from, e.g.
+	// "STACKIT_SERVICE_ACCOUNT_KEY_PATH (/k.json)" or "STACKIT CLI profile
+	// default (keyring)". Never a secret.
+	Source   string
 	Username string
 	Facts    []Fact
 	Warnings []string
@@ -110,7 +130,7 @@ func (h *Helper) plan(host string, entry RegistryConfig) *Plan {
 		}
 	}
 	if found {
-		p.Kind, p.Username = LoginStored, login.Username
+		p.Kind, p.Username, p.Source = LoginStored, login.Username, "docker login, in "+logins.path
 		p.Facts = []Fact{
 			{Label: "credentials", Value: fmt.Sprintf("static login %s, stored by docker login in %s", login.Username, logins.path)},
 			{Label: "why", Value: fmt.Sprintf("a stored login for this host comes before the service account; docker logout %s removes it", host)},
@@ -120,7 +140,7 @@ func (h *Helper) plan(host string, entry RegistryConfig) *Plan {
 	flow, err := h.discover(entry)
 	if flow != nil {
 		p.flow = flow
-		p.Kind, p.Username = flow.Kind.String(), flow.Username
+		p.Kind, p.Username, p.Source = loginKind(flow.Kind), flow.Username, flow.Source
 		p.Facts = flow.Facts
 		if len(p.Facts) == 0 && flow.Reason != "" {
 			p.Facts = []Fact{{Label: "flow", Value: flow.Kind.String() + ": " + flow.Reason}}

@@ -100,6 +100,11 @@ func TestGetUsesTheSTACKITCLILoginWhenNothingElseIsSet(t *testing.T) {
 		t.Error("the second get did not come from the cache")
 	}
 	e.requireRequests("warm get", 1)
+
+	st := e.run("", "status")
+	if st.code != 0 || !strings.Contains(st.stdout, "from STACKIT CLI profile default (file "+path+")") || !strings.Contains(st.stdout, e.acct.Email) {
+		t.Errorf("status does not say the CLI's profile, where it was read, and the account:\n%s", st)
+	}
 }
 
 func TestGetAnswersAsTheNewAccountRightAfterTheCLISwitches(t *testing.T) {

@@ -196,7 +196,7 @@ func (d *doctor) checkHost(p *credhelper.Plan) bool {
 	for _, w := range p.Warnings {
 		d.line("warning", "%s", w)
 	}
-	if p.Kind != tokensource.KindRobot.String() {
+	if p.Kind != credhelper.LoginRobot {
 		d.line("cache", "%s", d.cacheState(p))
 	}
 	if checkErr != nil {

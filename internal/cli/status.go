@@ -52,9 +52,12 @@ func statusLine(p *credhelper.Plan, now time.Time) string {
 	if user == "" {
 		user = "(unknown user)"
 	}
-	line := p.Kind + "  " + user + "  "
+	line := string(p.Kind) + "  " + user + "  "
+	if p.Source != "" {
+		line += "from " + p.Source + "  "
+	}
 	switch {
-	case p.Kind == credhelper.LoginStored || p.Cached == nil && !p.CacheDisabled && p.Kind == "robot account file":
+	case p.Kind == credhelper.LoginStored || p.Kind == credhelper.LoginRobot:
 		return line + "static secret, nothing cached"
 	case p.CacheDisabled:
 		return line + "cache disabled"
