@@ -26,11 +26,11 @@ version) ;;
 	;;
 esac
 
-[ -r VERSION ] || {
-	echo "$0: no VERSION file" >&2
+[ -r internal/version/VERSION ] || {
+	echo "$0: no internal/version/VERSION file" >&2
 	exit 1
 }
-base=$(tr -d ' \t\r\n' <VERSION)
+base=$(tr -d ' \t\r\n' <internal/version/VERSION)
 echo "$base" | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$' || {
 	echo "$0: VERSION holds '$base', not a semantic version like 0.3.0" >&2
 	exit 1

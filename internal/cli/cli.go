@@ -10,13 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 
 	"github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/version"
 )
 
 // Name and the variables are the core's; the front-ends only quote them.
@@ -282,24 +282,13 @@ func runList(h *credhelper.Helper, stdout io.Writer) error {
 
 // VersionString reports the version set by the Makefile through ldflags,
 // or the module version when built with go install.
-func VersionString() string {
-	version, revision := credentials.Version, credentials.Revision
-	if version == "" || version == "v0.0.0+unknown" {
-		version = "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			if bi.Main.Version != "" {
-				version = bi.Main.Version
-			}
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" && revision == "" {
-					revision = s.Value
-				}
-			}
-		}
-	}
-	out := Name + " " + version
+func VersionString() string { return version.String(Name) }
+
+// versionOnly is the version and commit without the name, for headers.
+func versionOnly() string {
+	v, revision := version.Get()
 	if revision != "" {
-		out += " (revision " + revision + ")"
+		v += ", revision " + revision
 	}
-	return out
+	return v
 }

@@ -66,7 +66,7 @@ func (d *doctor) problem(err error) {
 }
 
 func (d *doctor) run(only []string) bool {
-	d.printf("%s doctor (%s)\n\n", Name, VersionString())
+	d.printf("%s doctor (version %s)\n\n", Name, versionOnly())
 	d.files()
 	d.environment()
 
