@@ -31,6 +31,12 @@ func NormalizeHost(serverURL string) (string, error) {
 		s = rest
 	}
 	if i := strings.IndexAny(s, "/?#"); i >= 0 {
+		// A query or fragment right after the authority is no server
+		// URL any client sends; "registry.onstackit.cloud#.evil.com" is a
+		// trick, and matches nothing.
+		if s[i] != '/' {
+			return "", errBadHost
+		}
 		s = s[:i]
 	}
 	if s == "" || strings.ContainsAny(s, "@\\ \t\r\n%") {

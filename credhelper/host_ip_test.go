@@ -33,3 +33,15 @@ func TestServedIPHostDoesNotServeItsTrailingDotForm(t *testing.T) {
 	_, ok, _ = h.Served("127.0.0.1.:5000")
 	assert.False(t, ok, "127.0.0.1. must not match 127.0.0.1")
 }
+
+func TestQueryOrFragmentInTheAuthorityIsNotAHost(t *testing.T) {
+	for _, trick := range []string{"registry.onstackit.cloud#.evil.com", "registry.onstackit.cloud?x=evil.com", "https://registry.onstackit.cloud#frag", "registry.onstackit.cloud:5000?x"} {
+		_, err := NormalizeHost(trick)
+		assert.Error(t, err, trick)
+	}
+	for in, want := range map[string]string{"https://registry.onstackit.cloud/v2/?x=1": "registry.onstackit.cloud", "registry.onstackit.cloud/p/app#x": "registry.onstackit.cloud"} {
+		got, err := NormalizeHost(in)
+		assert.NoError(t, err, in)
+		assert.Equal(t, want, got, "after a path, a query or fragment is the path's business")
+	}
+}

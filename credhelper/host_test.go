@@ -26,11 +26,8 @@ func TestNormalizeHost(t *testing.T) {
 		"ghcr.io/x/y":                                   "ghcr.io",
 		"registry.onstackit.cloud.evil.com":             "registry.onstackit.cloud.evil.com",
 		"evil.com/registry.onstackit.cloud":             "evil.com",
-		"registry.onstackit.cloud?x=1":                  "registry.onstackit.cloud",
 		"oci://registry.onstackit.cloud/charts/mychart": "registry.onstackit.cloud",
 		"evil.com/x://registry.onstackit.cloud":         "evil.com",
-		"evil.com?a=://registry.onstackit.cloud":        "evil.com",
-		"evil.com#://registry.onstackit.cloud":          "evil.com",
 	}
 	for in, want := range ok {
 		got, err := NormalizeHost(in)
@@ -44,6 +41,8 @@ func TestNormalizeHost(t *testing.T) {
 		"registry.onstackit.cloud:abc", "-bad-.example", "a..b", "host with space", "registry%2eonstackit.cloud",
 		"https:///path", "[::1", "registry.onstackit.cloud:",
 		"registry.onstac\u212ait.cloud", "1http://registry.onstackit.cloud",
+		// A query or fragment where the authority ends is a trick.
+		"registry.onstackit.cloud?x=1", "evil.com?a=://registry.onstackit.cloud", "evil.com#://registry.onstackit.cloud",
 	}
 	for _, in := range bad {
 		got, err := NormalizeHost(in)

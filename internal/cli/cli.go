@@ -55,8 +55,9 @@ when STACKIT_SERVICE_ACCOUNT_EMAIL is set and a federated token is available
 (STACKIT_FEDERATED_TOKEN_FILE, or GitHub Actions with STACKIT_USE_OIDC=1, a switch
 of the STACKIT Terraform provider that the core SDK does not read), else the key:
 STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY, then ~/.stackit/credentials.json
-(STACKIT_CREDENTIALS_PATH). A registry in the helper config may instead name a Harbor or Quay
-robot account file ("robotAccountPath").
+(STACKIT_CREDENTIALS_PATH), and last the STACKIT CLI's active service account
+(stackit auth activate-service-account). A registry in the helper config may instead name a
+Harbor or Quay robot account file ("robotAccountPath").
 Served registries: registry.onstackit.cloud, DOCKER_CREDENTIAL_STACKIT_REGISTRIES and the
 hosts in the helper config (DOCKER_CREDENTIAL_STACKIT_CONFIG).
 Without HOME, root uses /etc/docker-credential-stackit/config.json and the cache
@@ -246,7 +247,7 @@ func runStore(h *credhelper.Helper, stdin io.Reader) error {
 	}
 	var c credentials.Credentials
 	if err := json.Unmarshal([]byte(data), &c); err != nil {
-		return errors.New(`store expects {"ServerURL":"…","Username":"…","Secret":"…"} on stdin`)
+		return problem.New("stdin is not a credentials JSON object", `send {"ServerURL":"…","Username":"…","Secret":"…"}, as docker login does`)
 	}
 	if c.ServerURL == "" {
 		return credentials.NewErrCredentialsMissingServerURL()

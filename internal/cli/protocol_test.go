@@ -277,7 +277,7 @@ func TestMainProtocolEdges(t *testing.T) {
 
 	out, code = f.run(t, "not json", "store")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, out, `store expects {"ServerURL"`)
+	assert.Contains(t, out, `stdin is not a credentials JSON object; send {"ServerURL"`)
 
 	out, code = f.run(t, credhelper.DefaultRegistry, "get")
 	assert.Equal(t, 0, code)
@@ -500,7 +500,7 @@ func TestProtocolErrorsAreAlsoOneLineOnStderr(t *testing.T) {
 	assert.Contains(t, f.stderr.String(), "docker-credential-stackit: get: "+out, "Docker hides stdout; stderr says the same, with the prefix")
 
 	for _, c := range []struct{ stdin, cmd, want string }{
-		{"not json", "store", `docker-credential-stackit: store: store expects {"ServerURL":"…","Username":"…","Secret":"…"} on stdin` + "\n"},
+		{"not json", "store", `docker-credential-stackit: store: stdin is not a credentials JSON object; send {"ServerURL":"…","Username":"…","Secret":"…"}, as docker login does` + "\n"},
 		{"", "erase", "docker-credential-stackit: erase: no credentials server URL: pass the registry host on stdin, e.g. echo registry.onstackit.cloud | docker-credential-stackit erase\n"},
 		{"", "get", "docker-credential-stackit: get: no credentials server URL: pass the registry host on stdin, e.g. echo registry.onstackit.cloud | docker-credential-stackit get\n"},
 	} {
