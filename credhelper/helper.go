@@ -304,12 +304,13 @@ func (e *MissingConfigError) HowToFix() string {
 }
 
 func (h *Helper) logins() loginStore {
-	return loginStore{path: filepath.Join(filepath.Dir(h.settings.Config.Path), "logins.json"), sys: h.platform.System()}
+	return loginStore{path: filepath.Join(filepath.Dir(h.settings.Config.Path), "logins.json"), sys: h.platform.System(), lockWait: h.settings.Budgets.LockWait}
 }
 
 func (h *Helper) discoveryOptions() tokensource.Options {
 	return tokensource.Options{Env: h.env, HTTPClient: h.httpClient, Now: h.now, Platform: h.platform.System(),
-		HomeDir: func() (string, error) { return tokensource.UserHomeDir(h.env, h.platform.GOOS), nil }}
+		RequestTimeout: h.settings.Budgets.Request,
+		HomeDir:        func() (string, error) { return tokensource.UserHomeDir(h.env, h.platform.GOOS), nil }}
 }
 
 // discover finds how entry logs in.

@@ -35,6 +35,8 @@ type loginsFile struct {
 type loginStore struct {
 	path string
 	sys  platform.Platform
+	// lockWait bounds the wait for a concurrent docker login or logout.
+	lockWait time.Duration
 }
 
 // load reads the stored logins the one hardened way, and like ssh refuses
@@ -83,7 +85,7 @@ func (s loginStore) update(change func(map[string]Login) bool) error {
 	if err := ensureDir(dir, s.sys); err != nil {
 		return fmt.Errorf("create config dir %s: %w", dir, err)
 	}
-	unlock, err := lockfile.Lock(context.Background(), s.path+".lock", 10*time.Second)
+	unlock, err := lockfile.Lock(context.Background(), s.path+".lock", s.lockWait)
 	if err != nil {
 		return err
 	}

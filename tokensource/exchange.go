@@ -36,7 +36,14 @@ const (
 // (SSL_CERT_FILE and SSL_CERT_DIR work, as everywhere in Go), proxies from
 // the environment, bounded timeouts, and no redirects, because a token
 // endpoint that redirects is misconfigured or hostile.
-func NewHTTPClient() *http.Client {
+func NewHTTPClient() *http.Client { return newHTTPClient(0) }
+
+// newHTTPClient is NewHTTPClient with a bound on one request; 0 means the
+// default, 30 s.
+func newHTTPClient(timeout time.Duration) *http.Client {
+	if timeout <= 0 {
+		timeout = requestTimeout
+	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = http.ProxyFromEnvironment
 	t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
@@ -44,7 +51,7 @@ func NewHTTPClient() *http.Client {
 	t.ResponseHeaderTimeout = responseHeaderTimeout
 	return &http.Client{
 		Transport: t,
-		Timeout:   requestTimeout,
+		Timeout:   timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			return refuseRedirect(req, via)
 		},
@@ -139,10 +146,13 @@ var keyFlowHints = flowHints{
 
 // setting names what the user changes to point at another endpoint.
 func (h flowHints) setting() string {
-	if h.endpointSource != "" && h.endpointSource != "default" {
-		return h.endpointSource
+	switch h.endpointSource {
+	case "":
+		return h.endpointVar
+	case "default":
+		return h.endpointVar + " (not set, so the built-in endpoint is used)"
 	}
-	return h.endpointVar
+	return h.endpointSource
 }
 
 // secretFormKeys are the form fields that carry credentials. Everything a

@@ -113,6 +113,9 @@ func (f *Flow) Check() ([]Fact, error) {
 type Options struct {
 	// Env looks up variables; nil means os.Getenv.
 	Env Env
+	// RequestTimeout bounds one request of the default client; 0 means
+	// 30 s. The caller's context bounds the whole exchange.
+	RequestTimeout time.Duration
 	// HTTPClient is used for every request; nil means NewHTTPClient().
 	HTTPClient *http.Client
 	// Now defaults to time.Now.
@@ -214,7 +217,7 @@ func Discover(opts Options, o Overrides) (*Flow, error) {
 		if err != nil {
 			return &Flow{Kind: KindFederation, Reason: c.Reason}, err
 		}
-		w.HTTPClient, w.Now = opts.HTTPClient, opts.Now
+		w.HTTPClient, w.Now, w.requestTimeout = opts.HTTPClient, opts.Now, opts.RequestTimeout
 		if gh, ok := w.Federated.(*GitHubOIDC); ok {
 			gh.HTTPClient = opts.HTTPClient
 		}
@@ -240,7 +243,7 @@ func Discover(opts Options, o Overrides) (*Flow, error) {
 	if err != nil {
 		return &Flow{Kind: KindKey, Reason: c.Reason}, err
 	}
-	k.HTTPClient, k.Now = opts.HTTPClient, opts.Now
+	k.HTTPClient, k.Now, k.requestTimeout = opts.HTTPClient, opts.Now, opts.RequestTimeout
 	return k.flow(c.Reason, o, env), nil
 }
 
@@ -260,7 +263,7 @@ func PodFederation(opts Options, o Overrides, email, emailSource, serviceAccount
 		return nil, err
 	}
 	w.Federated = podToken(serviceAccountToken)
-	w.HTTPClient, w.Now = opts.HTTPClient, opts.Now
+	w.HTTPClient, w.Now, w.requestTimeout = opts.HTTPClient, opts.Now, opts.RequestTimeout
 	f := w.flow(c.Reason, Overrides{})
 	f.CacheKey = ""
 	return f, nil
@@ -320,7 +323,7 @@ func (l *lazyKey) resolve() (*Flow, error) {
 			l.err = err
 			return
 		}
-		k.HTTPClient, k.Now = l.opts.HTTPClient, l.opts.Now
+		k.HTTPClient, k.Now, k.requestTimeout = l.opts.HTTPClient, l.opts.Now, l.opts.RequestTimeout
 		l.full = k.flow(l.reason, l.in.o, l.in.env)
 	})
 	return l.full, l.err

@@ -51,6 +51,8 @@ type KeyFlow struct {
 	// warnings in Warnings.
 	credsWarned bool
 	cacheKey    string
+	// requestTimeout bounds one request of the default client.
+	requestTimeout time.Duration
 	// sys judges file modes; zero means the machine we run on.
 	sys platform.Platform
 }
@@ -192,7 +194,7 @@ func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
 	form := url.Values{"grant_type": {grantTypeJWTBearer}, "assertion": {assertion}}
 	client := k.HTTPClient
 	if client == nil {
-		client = NewHTTPClient()
+		client = newHTTPClient(k.requestTimeout)
 	}
 	hints := keyFlowHints
 	hints.endpointSource = k.EndpointSource

@@ -3,11 +3,14 @@ package tokensource_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -81,4 +84,24 @@ func TestUnreachableEndpointFixNamesWhereTheEndpointCameFrom(t *testing.T) {
 	_, fix := problem.Split(err)
 	assert.Contains(t, fix, "credentials.tokenEndpoint in the key")
 	assert.NotContains(t, fix, tokensource.EnvTokenBaseURL)
+}
+
+// RequestTimeout reaches the default client: a hanging endpoint is given
+// up on after it, not after the 30 s default.
+func TestRequestTimeoutBoundsOneRequest(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer hang.Close()
+	defer close(release)
+	srv := tokensourcetest.NewServer(t)
+	acct := srv.NewAccount(t, "t@sa.stackit.cloud")
+	dir := t.TempDir()
+	env := envOf(map[string]string{tokensource.EnvServiceAccountKeyPath: acct.WriteKeyFile(t, dir, true), tokensource.EnvTokenBaseURL: hang.URL + "/token", "HOME": dir})
+	flow, err := tokensource.Discover(tokensource.Options{Env: env, RequestTimeout: 50 * time.Millisecond}, tokensource.Overrides{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = flow.Token(ctx)
+	require.Error(t, err)
+	assert.NoError(t, ctx.Err(), "the request gave up on its own bound, long before the caller's")
 }

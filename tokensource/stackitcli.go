@@ -685,7 +685,7 @@ func (l *cliLogin) keyFlow(opts Options) (*KeyFlow, error) {
 		return nil, err
 	}
 	k := &KeyFlow{Key: l.key, KeySource: "service_account_key of STACKIT CLI profile " + l.profile.name + " (" + l.where + ")",
-		Endpoint: l.endpoint, EndpointSource: l.endpointSource, HTTPClient: opts.HTTPClient, Now: opts.Now}
+		Endpoint: l.endpoint, EndpointSource: l.endpointSource, HTTPClient: opts.HTTPClient, Now: opts.Now, requestTimeout: opts.RequestTimeout}
 	if priv != "" {
 		k.privateKeyOverride = setting{value: priv, source: "private_key of STACKIT CLI profile " + l.profile.name + " (" + l.where + ")"}
 	}

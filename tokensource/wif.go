@@ -223,6 +223,8 @@ type FederatedTokenSource interface {
 // WorkloadIdentity exchanges federated tokens for STACKIT access tokens at
 // the STACKIT IdP.
 type WorkloadIdentity struct {
+	// requestTimeout bounds one request of the default client.
+	requestTimeout time.Duration
 	Email          string
 	EmailSource    string
 	Endpoint       string
@@ -300,7 +302,7 @@ func (w *WorkloadIdentity) Token(ctx context.Context) (*Token, error) {
 	}
 	client := w.HTTPClient
 	if client == nil {
-		client = NewHTTPClient()
+		client = newHTTPClient(w.requestTimeout)
 	}
 	return exchange(ctx, client, w.Endpoint, form, now, w.now, flowHints{
 		endpointVar:    EnvIDPTokenEndpoint,
@@ -419,7 +421,7 @@ func (g *GitHubOIDC) FederatedToken(ctx context.Context) (string, error) {
 	req.Header.Set("User-Agent", "docker-credential-stackit")
 	client := g.HTTPClient
 	if client == nil {
-		client = NewHTTPClient()
+		client = newHTTPClient(0)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
