@@ -14,7 +14,7 @@ import (
 // with, without using it, and reports where it came from. When the key
 // file carries its public key, it also checks that the two belong together:
 // a mismatched pair otherwise only shows as a 401 from the token endpoint.
-func (k *KeyFlow) CheckPrivateKey() (source string, err error) {
+func (k *keyFlow) CheckPrivateKey() (source string, err error) {
 	priv, s, _, err := k.privateKey()
 	if err != nil {
 		return "", err

@@ -14,3 +14,13 @@ const (
 	FlowKey        = KindKey
 	FlowFederation = KindFederation
 )
+
+// The flow types are tokensource's own; the tests pin them one by one.
+type (
+	KeyFlow          = keyFlow
+	WorkloadIdentity = workloadIdentity
+	TokenFile        = tokenFile
+	GitHubOIDC       = gitHubOIDC
+)
+
+var NewGitHubOIDC = newGitHubOIDC

@@ -218,13 +218,13 @@ func Discover(opts Options, o Overrides) (*Flow, error) {
 			return &Flow{Kind: KindFederation, Reason: c.Reason}, err
 		}
 		w.HTTPClient, w.Now, w.requestTimeout = opts.HTTPClient, opts.Now, opts.RequestTimeout
-		if gh, ok := w.Federated.(*GitHubOIDC); ok {
+		if gh, ok := w.Federated.(*gitHubOIDC); ok {
 			gh.HTTPClient = opts.HTTPClient
 		}
 		return w.flow(c.Reason, o), nil
 	}
 	in, err := locateKey(env, o, opts.HomeDir, opts.sys())
-	var k *KeyFlow
+	var k *keyFlow
 	if err == nil && opts.Lazy {
 		return lazyKeyFlow(in, opts, c.Reason), nil
 	}

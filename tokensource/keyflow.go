@@ -28,7 +28,7 @@ const grantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 // KeyFlow exchanges a service account key for access tokens (RFC 7523).
 // Discovery reads only the key JSON; the private key is found and parsed
 // on the first Token call, so a cache hit never pays for it.
-type KeyFlow struct {
+type keyFlow struct {
 	Key *ServiceAccountKey
 	// KeySource says where the key came from, e.g.
 	// "STACKIT_SERVICE_ACCOUNT_KEY_PATH (/home/me/key.json)".
@@ -60,17 +60,17 @@ type KeyFlow struct {
 // newKeyFlow discovers the service account key: the overrides first, then
 // STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY and the
 // credentials file. It returns ErrNoCredentials if none is configured.
-func newKeyFlow(env Env, o Overrides) (*KeyFlow, error) { return newKeyFlowWith(env, o, nil) }
+func newKeyFlow(env Env, o Overrides) (*keyFlow, error) { return newKeyFlowWith(env, o, nil) }
 
 // system is the platform the flow judges file modes by.
-func (k *KeyFlow) system() platform.Platform {
+func (k *keyFlow) system() platform.Platform {
 	if k.sys.GOOS == "" {
 		return platform.Current()
 	}
 	return k.sys
 }
 
-func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*KeyFlow, error) {
+func newKeyFlowWith(env Env, o Overrides, homeDir func() (string, error)) (*keyFlow, error) {
 	in, err := locateKey(env, o, homeDir, platform.Current())
 	if err != nil {
 		return nil, err
@@ -136,7 +136,7 @@ func (in *keyInput) cacheKey() string {
 }
 
 // parse decodes the key and picks the token endpoint.
-func (in *keyInput) parse() (*KeyFlow, error) {
+func (in *keyInput) parse() (*keyFlow, error) {
 	o, l, keySetting, data, warnings, credsWarned := in.o, in.l, in.setting, in.data, in.warnings, in.credsWarned
 	key, err := ParseServiceAccountKey(data)
 	if err != nil {
@@ -149,7 +149,7 @@ func (in *keyInput) parse() (*KeyFlow, error) {
 		return nil, fmt.Errorf("read %s: %w", where, err)
 	}
 
-	k := &KeyFlow{sys: in.sys, Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings, credsWarned: credsWarned, cacheKey: in.cacheKey()}
+	k := &keyFlow{sys: in.sys, Key: key, KeySource: keySetting.describe(), lookup: l, Warnings: warnings, credsWarned: credsWarned, cacheKey: in.cacheKey()}
 	switch {
 	case in.endpointOverride != "":
 		k.Endpoint, k.EndpointSource = in.endpointOverride, in.endpointOverrideSource
@@ -173,14 +173,14 @@ func (in *keyInput) parse() (*KeyFlow, error) {
 }
 
 // Username is the service account email, which Harbor expects as the login.
-func (k *KeyFlow) Username() string { return k.Key.Credentials.Iss }
+func (k *keyFlow) Username() string { return k.Key.Credentials.Iss }
 
 // CacheKey identifies the key and the endpoint set outside it; it never
 // includes anything that changes between runs, so the cache keeps hitting.
-func (k *KeyFlow) CacheKey() string { return k.cacheKey }
+func (k *keyFlow) CacheKey() string { return k.cacheKey }
 
 // Token signs a fresh assertion and exchanges it at the token endpoint.
-func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
+func (k *keyFlow) Token(ctx context.Context) (*Token, error) {
 	preloadSystemRoots(k.HTTPClient)
 	priv, _, warnings, err := k.privateKey()
 	if err != nil {
@@ -223,7 +223,7 @@ func (k *KeyFlow) Token(ctx context.Context) (*Token, error) {
 	return tok, nil
 }
 
-func (k *KeyFlow) now() time.Time {
+func (k *keyFlow) now() time.Time {
 	if k.Now != nil {
 		return k.Now()
 	}
@@ -239,7 +239,7 @@ func (k *KeyFlow) now() time.Time {
 // does not parse) counts as no override when the key embeds its private
 // key: the embedded key is used, and one warning names what was ignored.
 // An override that reads but does not parse stays an error, as in the SDK.
-func (k *KeyFlow) privateKey() (*rsa.PrivateKey, setting, []Warning, error) {
+func (k *keyFlow) privateKey() (*rsa.PrivateKey, setting, []Warning, error) {
 	var warnings []Warning
 	warn := func(w Warning) { warnings = append(warnings, w) }
 	embedded := setting{value: k.Key.Credentials.PrivateKey, source: "credentials.privateKey in the key"}
@@ -349,7 +349,7 @@ func newUUIDv4() (string, error) {
 }
 
 // flow describes the key flow for callers.
-func (k *KeyFlow) flow(reason string, o Overrides, env Env) *Flow {
+func (k *keyFlow) flow(reason string, o Overrides, env Env) *Flow {
 	why, ignored := keyWhy(env, o)
 	f := &Flow{
 		Kind: KindKey, Username: k.Username(), CacheKey: k.CacheKey(),

@@ -639,7 +639,7 @@ type cliTokenSource struct {
 // keyFlow reads the private key and checks that it belongs to the key,
 // reading the whole login once more if it does not: the CLI may have been
 // half-way through writing another account.
-func (s *cliTokenSource) keyFlow() (*KeyFlow, string, error) {
+func (s *cliTokenSource) keyFlow() (*keyFlow, string, error) {
 	login := s.login
 	for attempt := 0; ; attempt++ {
 		k, err := login.keyFlow(s.c.opts)
@@ -673,7 +673,7 @@ func (s *cliTokenSource) Token(ctx context.Context) (*Token, error) {
 
 // keyFlow builds the key flow from the stored fields without reading any
 // file: private_key wins over the key's embedded private key.
-func (l *cliLogin) keyFlow(opts Options) (*KeyFlow, error) {
+func (l *cliLogin) keyFlow(opts Options) (*keyFlow, error) {
 	if err := l.parse(); err != nil {
 		return nil, err
 	}
@@ -684,7 +684,7 @@ func (l *cliLogin) keyFlow(opts Options) (*KeyFlow, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &KeyFlow{Key: l.key, KeySource: "service_account_key of STACKIT CLI profile " + l.profile.name + " (" + l.where + ")",
+	k := &keyFlow{Key: l.key, KeySource: "service_account_key of STACKIT CLI profile " + l.profile.name + " (" + l.where + ")",
 		Endpoint: l.endpoint, EndpointSource: l.endpointSource, HTTPClient: opts.HTTPClient, Now: opts.Now, requestTimeout: opts.RequestTimeout}
 	if priv != "" {
 		k.privateKeyOverride = setting{value: priv, source: "private_key of STACKIT CLI profile " + l.profile.name + " (" + l.where + ")"}

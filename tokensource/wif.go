@@ -214,7 +214,7 @@ func CheckServiceAccountEmail(email string) error {
 
 // FederatedTokenSource supplies the external OIDC token that is exchanged.
 // It is called on every exchange, never cached, because these tokens rotate.
-type FederatedTokenSource interface {
+type federatedTokenSource interface {
 	FederatedToken(ctx context.Context) (string, error)
 	// String says where tokens come from, for logs and errors.
 	String() string
@@ -222,14 +222,14 @@ type FederatedTokenSource interface {
 
 // WorkloadIdentity exchanges federated tokens for STACKIT access tokens at
 // the STACKIT IdP.
-type WorkloadIdentity struct {
+type workloadIdentity struct {
 	// requestTimeout bounds one request of the default client.
 	requestTimeout time.Duration
 	Email          string
 	EmailSource    string
 	Endpoint       string
 	EndpointSource string
-	Federated      FederatedTokenSource
+	Federated      federatedTokenSource
 	// HTTPClient defaults to NewHTTPClient().
 	HTTPClient *http.Client
 	// Now defaults to time.Now.
@@ -239,14 +239,14 @@ type WorkloadIdentity struct {
 // newWorkloadIdentity builds the federation flow from a choice made by
 // chooseFlow. It validates the inputs but reads no token yet, so a cache
 // hit costs no file read and no request to the CI runner.
-func newWorkloadIdentity(env Env, o Overrides, c choice) (*WorkloadIdentity, error) {
+func newWorkloadIdentity(env Env, o Overrides, c choice) (*workloadIdentity, error) {
 	if c.Flow != KindFederation {
 		return nil, errors.New("workload identity federation was not chosen for this registry")
 	}
 	if err := CheckServiceAccountEmail(c.Email); err != nil {
 		return nil, fmt.Errorf("%s: %w", c.EmailSource, err)
 	}
-	w := &WorkloadIdentity{Email: c.Email, EmailSource: c.EmailSource}
+	w := &workloadIdentity{Email: c.Email, EmailSource: c.EmailSource}
 	switch {
 	case o.IDPTokenEndpoint != "":
 		w.Endpoint, w.EndpointSource = o.IDPTokenEndpoint, o.field("idpTokenEndpoint")
@@ -261,28 +261,28 @@ func newWorkloadIdentity(env Env, o Overrides, c choice) (*WorkloadIdentity, err
 		return nil, fmt.Errorf("IdP token endpoint from %s: %w", w.EndpointSource, err)
 	}
 	if c.GitHubOIDC {
-		gh, err := NewGitHubOIDC(env)
+		gh, err := newGitHubOIDC(env)
 		if err != nil {
 			return nil, err
 		}
 		w.Federated = gh
 	} else {
-		w.Federated = &TokenFile{Path: c.TokenFile, Source: c.TokenFileSource, fromOverride: c.TokenFileSource == o.field("federatedTokenFile"), origin: o.origin()}
+		w.Federated = &tokenFile{Path: c.TokenFile, Source: c.TokenFileSource, fromOverride: c.TokenFileSource == o.field("federatedTokenFile"), origin: o.origin()}
 	}
 	return w, nil
 }
 
 // Username is the service account email, which Harbor expects as the login.
-func (w *WorkloadIdentity) Username() string { return w.Email }
+func (w *workloadIdentity) Username() string { return w.Email }
 
 // CacheKey identifies the account at one IdP. The federated token is not
 // part of it: it rotates, and the access token it buys is the same identity.
-func (w *WorkloadIdentity) CacheKey() string {
+func (w *workloadIdentity) CacheKey() string {
 	return "wif\x00" + w.Endpoint + "\x00" + w.Email
 }
 
 // Token fetches a fresh federated token and exchanges it.
-func (w *WorkloadIdentity) Token(ctx context.Context) (*Token, error) {
+func (w *workloadIdentity) Token(ctx context.Context) (*Token, error) {
 	if w.Federated == nil {
 		return nil, errors.New("workload identity federation has no federated token source")
 	}
@@ -314,7 +314,7 @@ func (w *WorkloadIdentity) Token(ctx context.Context) (*Token, error) {
 	})
 }
 
-func (w *WorkloadIdentity) now() time.Time {
+func (w *workloadIdentity) now() time.Time {
 	if w.Now != nil {
 		return w.Now()
 	}
@@ -345,7 +345,7 @@ func isBase64URLOrDot(c rune) bool {
 
 // TokenFile reads the federated token from a file on every call, because
 // the kubelet and CI jobs rotate it in place.
-type TokenFile struct {
+type tokenFile struct {
 	Path string
 	// Source says where Path came from, e.g. STACKIT_FEDERATED_TOKEN_FILE.
 	Source string
@@ -355,7 +355,7 @@ type TokenFile struct {
 }
 
 // FederatedToken implements FederatedTokenSource.
-func (f *TokenFile) FederatedToken(context.Context) (string, error) {
+func (f *tokenFile) FederatedToken(context.Context) (string, error) {
 	data, _, err := readSmallFile(f.Path)
 	if err != nil {
 		return "", fmt.Errorf("read federated token %s (from %s): %s; write the CI job's OIDC token there, or %s",
@@ -366,10 +366,10 @@ func (f *TokenFile) FederatedToken(context.Context) (string, error) {
 	return strings.TrimSpace(string(data)), nil
 }
 
-func (f *TokenFile) String() string { return "file " + f.Path + " (" + f.Source + ")" }
+func (f *tokenFile) String() string { return "file " + f.Path + " (" + f.Source + ")" }
 
 // GitHubOIDC requests the federated token from the GitHub Actions runner.
-type GitHubOIDC struct {
+type gitHubOIDC struct {
 	// RequestURL is ACTIONS_ID_TOKEN_REQUEST_URL; it already has a query.
 	RequestURL string
 	// RequestToken is ACTIONS_ID_TOKEN_REQUEST_TOKEN, a secret.
@@ -380,8 +380,8 @@ type GitHubOIDC struct {
 }
 
 // NewGitHubOIDC reads the runner's variables and checks them.
-func NewGitHubOIDC(env Env) (*GitHubOIDC, error) {
-	g := &GitHubOIDC{
+func newGitHubOIDC(env Env) (*gitHubOIDC, error) {
+	g := &gitHubOIDC{
 		RequestURL:   env(EnvActionsIDTokenRequestURL),
 		RequestToken: env(EnvActionsIDTokenRequestToken),
 		Audience:     GitHubOIDCAudience,
@@ -399,10 +399,10 @@ func NewGitHubOIDC(env Env) (*GitHubOIDC, error) {
 	return g, nil
 }
 
-func (g *GitHubOIDC) String() string { return "GitHub Actions OIDC (" + EnvUseOIDC + ")" }
+func (g *gitHubOIDC) String() string { return "GitHub Actions OIDC (" + EnvUseOIDC + ")" }
 
 // FederatedToken implements FederatedTokenSource.
-func (g *GitHubOIDC) FederatedToken(ctx context.Context) (string, error) {
+func (g *gitHubOIDC) FederatedToken(ctx context.Context) (string, error) {
 	where := redactedBase(g.RequestURL)
 	// The runner's answer is scrubbed of the request token, which a broken
 	// or hostile service might echo.
@@ -468,7 +468,7 @@ func redactedBase(raw string) string {
 }
 
 // flow describes federation for callers.
-func (w *WorkloadIdentity) flow(reason string, o Overrides) *Flow {
+func (w *workloadIdentity) flow(reason string, o Overrides) *Flow {
 	source := "workload identity federation with the token from " + w.Federated.String()
 	f := &Flow{
 		Kind: KindFederation, Username: w.Email, CacheKey: w.CacheKey(),
