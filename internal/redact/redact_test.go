@@ -339,7 +339,9 @@ func TestTruncateCutsOnRuneBoundaries(t *testing.T) {
 	}
 }
 
-func TestScrubOfLargeHostileInputIsFast(t *testing.T) {
+// Large hostile inputs are scrubbed whole; how fast is BenchmarkScrub's
+// business (no timed assertions on a shared machine).
+func TestScrubOfLargeHostileInputLeaksNothing(t *testing.T) {
 	j := newJWT(t)
 	s := New(j.String())
 	inputs := map[string]string{
@@ -348,10 +350,8 @@ func TestScrubOfLargeHostileInputIsFast(t *testing.T) {
 		"near miss": strings.Repeat(j.sig[:39]+" ", 64<<10/40),
 	}
 	for name, in := range inputs {
-		start := time.Now()
 		out := s.Scrub(in)
-		// Generous: the race detector slows this down a lot.
-		require.Less(t, time.Since(start), 2*time.Second, name)
-		requireNoLeak(t, out[:min(len(out), 4096)], j.sig)
+		requireNoLeak(t, out, j.sig)
+		require.NotEmpty(t, out, name)
 	}
 }
