@@ -316,6 +316,17 @@ func (c *Cache) ensureDir() error {
 // if that fails the check fails. A missing or unusable directory is not
 // an error here (exists is false): there is nothing to read, and the
 // write path says what is wrong.
+// Problem says why the cache directory is not used (a symlink, another
+// owner, writable by others), or nil when it is fine or does not exist
+// yet. It reads nothing in the directory, for doctor and status.
+func (c *Cache) Problem() error {
+	if c.Dir == "" {
+		return nil
+	}
+	_, err := c.checkDir()
+	return err
+}
+
 func (c *Cache) checkDir() (exists bool, err error) {
 	if !filepath.IsAbs(c.Dir) {
 		return false, nil
@@ -421,6 +432,9 @@ func (e *untrustedError) Error() string {
 
 // Unwrap makes it match safefile.ErrUntrusted.
 func (e *untrustedError) Unwrap() error { return safefile.ErrUntrusted }
+
+// HowToFix returns the fix, for doctor.
+func (e *untrustedError) HowToFix() string { return e.fix }
 
 func isUntrusted(err error) bool {
 	var u *untrustedError

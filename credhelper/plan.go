@@ -58,6 +58,8 @@ type Plan struct {
 	Cached *CachedToken
 	// CacheDisabled is set when there is no cache at all.
 	CacheDisabled bool
+	// CacheProblem says why the cache directory is not used, if it is not.
+	CacheProblem error
 	// Err is why no credential can be had (nil when one can, as far as can
 	// be told offline).
 	Err error
@@ -168,6 +170,7 @@ func (h *Helper) plan(host string, entry RegistryConfig) *Plan {
 	}
 	if flow.CacheKey != "" {
 		p.Cached, p.CacheDisabled = h.cachedToken(flow.CacheKey)
+		p.CacheProblem = h.cache.Problem()
 	}
 	return p
 }

@@ -227,6 +227,9 @@ func (d *doctor) checkHost(p *credhelper.Plan) bool {
 func (d *doctor) cacheState(p *credhelper.Plan) string {
 	c := p.Cached
 	switch {
+	case p.CacheProblem != nil:
+		what, fix := problem.Split(p.CacheProblem)
+		return "not used, so every request fetches a new token: " + joinFix(what, fix)
 	case p.CacheDisabled:
 		return "disabled, so every request fetches a new token"
 	case c == nil:
@@ -243,3 +246,10 @@ func (d *doctor) cacheState(p *credhelper.Plan) string {
 func roundSeconds(d time.Duration) time.Duration { return d.Round(time.Second) }
 
 func clock(t time.Time) string { return t.Local().Format("15:04:05 MST") }
+
+func joinFix(what, fix string) string {
+	if fix == "" {
+		return what
+	}
+	return what + "; " + fix
+}

@@ -59,6 +59,8 @@ func statusLine(p *credhelper.Plan, now time.Time) string {
 	switch {
 	case p.Kind == credhelper.LoginStored || p.Kind == credhelper.LoginRobot:
 		return line + "static secret, nothing cached"
+	case p.CacheProblem != nil:
+		return line + "cache not used (see doctor)"
 	case p.CacheDisabled:
 		return line + "cache disabled"
 	case p.Cached == nil:
