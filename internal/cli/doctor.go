@@ -147,7 +147,9 @@ func (d *doctor) environment() {
 		tokensource.EnvServiceAccountEmail, tokensource.EnvFederatedTokenFile, tokensource.EnvUseOIDC,
 		tokensource.EnvIDPTokenEndpoint, tokensource.EnvIDPEndpoint,
 		tokensource.EnvActionsIDTokenRequestURL, tokensource.EnvActionsIDTokenRequestToken,
-		credhelper.EnvRegistries, credhelper.EnvConfig, credhelper.EnvCacheDir, credhelper.EnvTimeout, credhelper.EnvRetryBudget, "HOME",
+		tokensource.EnvCLIProfile,
+		credhelper.EnvRegistries, credhelper.EnvConfig, credhelper.EnvCacheDir, credhelper.EnvTimeout, credhelper.EnvRetryBudget, EnvDebug,
+		"HOME", "USERPROFILE", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
 	}
 	d.printf("\nEnvironment\n")
 	width := 0
