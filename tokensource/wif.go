@@ -139,7 +139,8 @@ func chooseFlow(env Env, o Overrides, exists func(path string) bool) (choice, er
 		fed.Reason = fmt.Sprintf("%s is set and the federated token file %s (from %s) exists", emailSource, file, fileSource)
 	case useOIDC && githubURL != "":
 		fed.GitHubOIDC = true
-		fed.Reason = fmt.Sprintf("%s is set and %s=1 on GitHub Actions (%s is set)", emailSource, EnvUseOIDC, EnvActionsIDTokenRequestURL)
+		fed.Reason = fmt.Sprintf("%s is set and %s=1 on GitHub Actions (%s is set); %s is the STACKIT Terraform provider's switch, which tools built on the core STACKIT SDK ignore, so they may log in with a key as another account",
+			emailSource, EnvUseOIDC, EnvActionsIDTokenRequestURL, EnvUseOIDC)
 	case !explicitFile && exists(file):
 		fed.TokenFile, fed.TokenFileSource = file, fileSource
 		fed.Reason = fmt.Sprintf("%s is set and the federated token file %s (%s) exists", emailSource, file, fileSource)
