@@ -243,8 +243,13 @@ func (d *credHelpersDoc) write() error {
 			return fmt.Errorf("create %s: %w", filepath.Dir(d.path), err)
 		}
 	}
-	raw, _ := json.Marshal(d.helpers)
-	d.doc["credHelpers"] = raw
+	if len(d.helpers) == 0 {
+		// Our entries were the only ones: leave no empty map behind.
+		delete(d.doc, "credHelpers")
+	} else {
+		raw, _ := json.Marshal(d.helpers)
+		d.doc["credHelpers"] = raw
+	}
 	out, err := json.MarshalIndent(d.doc, "", "\t")
 	if err != nil {
 		return fmt.Errorf("render %s: %w", d.path, err)
