@@ -60,8 +60,11 @@ STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY, then ~/.stackit/c
 Harbor or Quay robot account file ("robotAccountPath").
 Served registries: registry.onstackit.cloud, DOCKER_CREDENTIAL_STACKIT_REGISTRIES and the
 hosts in the helper config (DOCKER_CREDENTIAL_STACKIT_CONFIG).
-Without HOME, root uses /etc/docker-credential-stackit/config.json and the cache
-/var/lib/docker-credential-stackit (DOCKER_CREDENTIAL_STACKIT_CACHE_DIR or --cache-dir).
+Files: on Linux ~/.config and ~/.cache (XDG), and without HOME, for root,
+/etc/docker-credential-stackit/config.json and /var/lib/docker-credential-stackit; on macOS
+~/Library/Application Support and ~/Library/Caches; on Windows %APPDATA% and %LOCALAPPDATA%.
+DOCKER_CREDENTIAL_STACKIT_CONFIG and DOCKER_CREDENTIAL_STACKIT_CACHE_DIR (or --cache-dir)
+override them; docker-credential-stackit doctor shows which apply.
 Set DOCKER_CREDENTIAL_STACKIT_DEBUG=1 to see on stderr what the helper does.
 
 Try it: echo registry.onstackit.cloud | docker-credential-stackit get
