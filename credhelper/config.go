@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/suggest"
+
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/privdir"
 
@@ -327,40 +329,10 @@ func checkFieldNames(data []byte) error {
 // known one when it looks like a typo of it.
 func unknownField(field, where string, known []string) error {
 	what := fmt.Sprintf("unknown field %s %s", quoteName(field), where)
-	best, bestDist := "", 0
-	for _, name := range known {
-		if d := editDistance(strings.ToLower(field), strings.ToLower(name)); best == "" || d < bestDist {
-			best, bestDist = name, d
-		}
-	}
-	if best != "" && bestDist <= max(3, len(best)/4) {
+	if best, ok := suggest.Closest(field, known, 3); ok {
 		return problem.New(what, "did you mean "+best+"?")
 	}
 	return problem.New(what, "the fields are "+strings.Join(known, ", "))
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	if len(a) > 200 || len(b) > 200 {
-		return max(len(a), len(b))
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // oneLine keeps a host from the file on one line and short.

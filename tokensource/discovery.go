@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/suggest"
+
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 
@@ -287,13 +289,8 @@ func parseCredentialsFile(data []byte) (credentialsFile, error) {
 // noteUnknown records a name the SDK does not read, with the SDK name it
 // was probably meant to be.
 func (f *credentialsFile) noteUnknown(name string) {
-	best, bestDistance := "", 3
-	for _, known := range credentialsFileNames {
-		if d := editDistance(strings.ToUpper(name), known, bestDistance); d < bestDistance {
-			best, bestDistance = known, d
-		}
-	}
-	if best == "" {
+	best, ok := suggest.Closest(name, credentialsFileNames, 2)
+	if !ok {
 		f.names = append(f.names, fmt.Sprintf("unknown name %q is ignored; the names it may hold are %s", name, strings.Join(credentialsFileNames[:4], ", ")))
 		return
 	}
@@ -301,36 +298,6 @@ func (f *credentialsFile) noteUnknown(name string) {
 	if best == EnvServiceAccountKeyPath || best == EnvServiceAccountKey {
 		f.keyNames = append(f.keyNames, [2]string{name, best})
 	}
-}
-
-// editDistance is the Levenshtein distance of a and b, or limit when it is
-// limit or more.
-func editDistance(a, b string, limit int) int {
-	if d := len(a) - len(b); d >= limit || -d >= limit {
-		return limit
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			rowMin = min(rowMin, cur[j])
-		}
-		if rowMin >= limit {
-			return limit
-		}
-		prev, cur = cur, prev
-	}
-	return min(prev[len(b)], limit)
 }
 
 // first returns the first set value among the overrides, the environment
