@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
@@ -219,14 +220,14 @@ func TestPermissions(t *testing.T) {
 	require.NoError(t, err)
 	fi, err := os.Stat(c.Dir)
 	require.NoError(t, err)
-	assertPerm(t, 0o700, fi, "a looser cache dir is tightened")
+	testfs.AssertPerm(t, 0o700, fi, "a looser cache dir is tightened")
 	entries, err := os.ReadDir(c.Dir)
 	require.NoError(t, err)
 	require.NotEmpty(t, entries)
 	for _, e := range entries {
 		fi, err := e.Info()
 		require.NoError(t, err)
-		assertPerm(t, 0o600, fi, e.Name())
+		testfs.AssertPerm(t, 0o600, fi, e.Name())
 	}
 }
 
@@ -282,10 +283,10 @@ func TestLooseEntryPermissionsAreTightened(t *testing.T) {
 	assert.EqualValues(t, 1, src.calls.Load(), "still a hit")
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
-	assertPerm(t, 0o600, fi)
+	testfs.AssertPerm(t, 0o600, fi)
 	di, err := os.Stat(c.Dir)
 	require.NoError(t, err)
-	assertPerm(t, 0o700, di)
+	testfs.AssertPerm(t, 0o700, di)
 }
 
 // failOnceSource fails its first call (slowly, so others queue up behind
@@ -398,7 +399,7 @@ func TestLooseDirIsTightenedOnAWarmHit(t *testing.T) {
 	assert.EqualValues(t, 1, src.calls.Load(), "a warm hit")
 	di, err := os.Stat(c.Dir)
 	require.NoError(t, err)
-	assertPerm(t, 0o700, di)
+	testfs.AssertPerm(t, 0o700, di)
 }
 
 func TestDecodeEntryMatchesTheStructDecode(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 )
 
 // generous bounds a "does not hang" check; nothing here asserts speed.
@@ -142,7 +143,7 @@ func TestSymlinkedCacheDirIsNotUsedAndItsTargetIsUntouched(t *testing.T) {
 	victim := t.TempDir()
 	require.NoError(t, os.Chmod(victim, 0o755))
 	link := filepath.Join(t.TempDir(), "cache")
-	symlinkOrSkip(t, victim, link)
+	testfs.SymlinkOrSkip(t, victim, link)
 	c, w := newWatchedCache(link)
 	// Something that looks like an entry in the target: neither served nor
 	// tightened.
@@ -169,7 +170,7 @@ func TestSymlinkedEntryIsRefused(t *testing.T) {
 	require.NoError(t, os.Mkdir(c.Dir, 0o700))
 	elsewhere := filepath.Join(t.TempDir(), "token.json")
 	require.NoError(t, os.WriteFile(elsewhere, []byte(plantedEntry), 0o600))
-	symlinkOrSkip(t, elsewhere, entryPath(c, "id"))
+	testfs.SymlinkOrSkip(t, elsewhere, entryPath(c, "id"))
 
 	requireFetchedDirectly(t, c, &countingSource{lifetime: time.Hour})
 	assert.Nil(t, c.Peek("id"))
@@ -186,7 +187,7 @@ func TestSymlinkedLockFileIsRefused(t *testing.T) {
 	require.NoError(t, os.Mkdir(c.Dir, 0o700))
 	target := filepath.Join(t.TempDir(), "victim-file")
 	lock := filepath.Join(c.Dir, FileName("id")+lockSuffix)
-	symlinkOrSkip(t, target, lock)
+	testfs.SymlinkOrSkip(t, target, lock)
 
 	requireFetchedDirectly(t, c, &countingSource{lifetime: time.Hour})
 	require.Error(t, c.Drop(context.Background(), "id"))
@@ -230,7 +231,7 @@ func TestWindowsPlatformSkipsModeAndOwnerChecksButNotLinkChecks(t *testing.T) {
 	assert.Empty(t, w.all())
 
 	link := filepath.Join(t.TempDir(), "link")
-	symlinkOrSkip(t, dir, link)
+	testfs.SymlinkOrSkip(t, dir, link)
 	lc, lw := newWatchedCache(link)
 	lc.Platform = win
 	_, res, err = lc.Token(context.Background(), "id", "", src)

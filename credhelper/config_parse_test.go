@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -51,7 +52,7 @@ func TestRelativeKeyPathsInTheConfigMustBeAbsolute(t *testing.T) {
 	_, err := ParseConfig([]byte(`{"registries":{"cr.example.com":{"serviceAccountKeyPath":"{\"credentials\":{\"privateKey\":\"SECRETSECRET\"}}"}}}`))
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "SECRETSECRET", "pasted content is never echoed")
-	_, err = ParseConfig([]byte(hostAbs(`{"registries":{"cr.example.com":{"serviceAccountKeyPath":"/etc/sa.json","privateKeyPath":"/etc/key.pem"}}}`)))
+	_, err = ParseConfig([]byte(testfs.HostAbs(`{"registries":{"cr.example.com":{"serviceAccountKeyPath":"/etc/sa.json","privateKeyPath":"/etc/key.pem"}}}`)))
 	assert.NoError(t, err)
 }
 

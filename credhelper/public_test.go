@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 )
 
 func TestIsPublicRegistry(t *testing.T) {
@@ -87,7 +88,7 @@ func TestRobotFilesAndStoredLoginsForPublicRegistriesStayAllowed(t *testing.T) {
 	dir := t.TempDir()
 	robot := filepath.Join(dir, "robot.json")
 	require.NoError(t, os.WriteFile(robot, []byte(`{"name":"org+ci","token":"quay-robot-secret"}`), 0o600))
-	h, stderr, _ := publicHelper(t, "", `{"registries":{"quay.io":{"robotAccountPath":`+jsonQuote(robot)+`}}}`)
+	h, stderr, _ := publicHelper(t, "", `{"registries":{"quay.io":{"robotAccountPath":`+testfs.JSONQuote(robot)+`}}}`)
 	user, secret, err := h.Get("quay.io")
 	require.NoError(t, err)
 	assert.Equal(t, "org+ci", user)

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
@@ -106,7 +107,7 @@ func TestDiscoveryOrder(t *testing.T) {
 	home := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(home, ".stackit"), 0o700))
 	writeFile(t, filepath.Join(home, ".stackit"), "credentials.json",
-		[]byte(`{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": `+jsonQuote(pathC)+`, "STACKIT_SERVICE_ACCOUNT_TOKEN": 7}`))
+		[]byte(`{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": `+testfs.JSONQuote(pathC)+`, "STACKIT_SERVICE_ACCOUNT_TOKEN": 7}`))
 	credsD := writeFile(t, dir, "creds-d.json", []byte(`{"STACKIT_SERVICE_ACCOUNT_KEY": `+string(d.KeyJSON(true))+`}`))
 
 	cases := []struct {

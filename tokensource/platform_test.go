@@ -2,7 +2,6 @@ package tokensource_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/problem"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
@@ -54,19 +54,13 @@ func TestCredentialsFileIsFoundInTheWindowsProfile(t *testing.T) {
 	profile := t.TempDir()
 	keyPath := acct.WriteKeyFile(t, profile, true)
 	require.NoError(t, os.MkdirAll(filepath.Join(profile, ".stackit"), 0o700))
-	writeFile(t, filepath.Join(profile, ".stackit"), "credentials.json", []byte(`{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": `+quote(keyPath)+`}`))
+	writeFile(t, filepath.Join(profile, ".stackit"), "credentials.json", []byte(`{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": `+testfs.JSONQuote(keyPath)+`}`))
 	env := func(k string) string {
 		return map[string]string{"USERPROFILE": profile, "HOME": filepath.Join(profile, "not-here")}[k]
 	}
 	flow, err := tokensource.Discover(tokensource.Options{Env: env, Platform: platform.Platform{GOOS: "windows"}}, tokensource.Overrides{})
 	require.NoError(t, err)
 	assert.Equal(t, acct.Email, flow.Username)
-}
-
-// quote renders s as a JSON string, so that Windows paths stay intact.
-func quote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
 
 // The fix names the setting that chose the endpoint: here the key's own

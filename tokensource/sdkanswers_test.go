@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
@@ -57,7 +58,7 @@ func TestUnreadablePrivateKeyOverrideFallsBackToTheEmbeddedKeyWithOneWarning(t *
 		{"secret content in STACKIT_PRIVATE_KEY_PATH is not echoed", "STACKIT_PRIVATE_KEY_PATH: holds what looks like secret content, not a file path; ignored it",
 			map[string]string{tokensource.EnvPrivateKeyPath: string(acct.PrivateKeyPEM)}},
 		{"missing path in the credentials file", "file not found; ignored it, as the STACKIT SDK does",
-			map[string]string{"HOME": homeWithCredentials(t, `{"STACKIT_PRIVATE_KEY_PATH": `+jsonQuote(missing)+`}`)}},
+			map[string]string{"HOME": homeWithCredentials(t, `{"STACKIT_PRIVATE_KEY_PATH": `+testfs.JSONQuote(missing)+`}`)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,7 +124,7 @@ func TestConcurrentTokenCallsReadTheCredentialsFileSafely(t *testing.T) {
 	srv := tokensourcetest.NewServer(t)
 	acct := srv.NewAccount(t, "conc@sa.stackit.cloud")
 	dir := t.TempDir()
-	home := homeWithCredentials(t, `{"STACKIT_PRIVATE_KEY_PATH": `+jsonQuote(writeFile(t, dir, "key.pem", acct.PrivateKeyPEM))+`}`)
+	home := homeWithCredentials(t, `{"STACKIT_PRIVATE_KEY_PATH": `+testfs.JSONQuote(writeFile(t, dir, "key.pem", acct.PrivateKeyPEM))+`}`)
 	flow, err := tokensource.Discover(tokensource.Options{Env: envOf(map[string]string{"HOME": home,
 		tokensource.EnvServiceAccountKeyPath: acct.WriteKeyFile(t, dir, false), tokensource.EnvTokenBaseURL: srv.TokenURL()})}, tokensource.Overrides{})
 	require.NoError(t, err)
@@ -169,16 +170,16 @@ func TestCredentialsFileNamesTheSDKDoesNotReadAreWarnedAbout(t *testing.T) {
 		warnings   []string
 		err        string
 	}{
-		{name: "near miss of the private key path", file: `{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": ` + jsonQuote(keyPath) + `, "STACKIT_PRIVATE_KEY_PAHT": "/x.pem"}`,
+		{name: "near miss of the private key path", file: `{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": ` + testfs.JSONQuote(keyPath) + `, "STACKIT_PRIVATE_KEY_PAHT": "/x.pem"}`,
 			warnings: []string{`unknown name "STACKIT_PRIVATE_KEY_PAHT" is ignored; did you mean STACKIT_PRIVATE_KEY_PATH?`}},
-		{name: "two edits away", file: `{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": ` + jsonQuote(keyPath) + `, "STACKIT_PRIVAT_KEY": "x"}`,
+		{name: "two edits away", file: `{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": ` + testfs.JSONQuote(keyPath) + `, "STACKIT_PRIVAT_KEY": "x"}`,
 			warnings: []string{`did you mean STACKIT_PRIVATE_KEY?`}},
-		{name: "unrelated name", file: `{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": ` + jsonQuote(keyPath) + `, "comment": "ci account"}`,
+		{name: "unrelated name", file: `{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": ` + testfs.JSONQuote(keyPath) + `, "comment": "ci account"}`,
 			warnings: []string{`unknown name "comment" is ignored; the names it may hold are STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY, STACKIT_PRIVATE_KEY_PATH, STACKIT_PRIVATE_KEY`}},
-		{name: "another case is read, as by the SDK, with a warning", file: `{"Stackit_Service_Account_Key_Path": ` + jsonQuote(keyPath) + `}`,
+		{name: "another case is read, as by the SDK, with a warning", file: `{"Stackit_Service_Account_Key_Path": ` + testfs.JSONQuote(keyPath) + `}`,
 			warnings: []string{`"Stackit_Service_Account_Key_Path" is read as STACKIT_SERVICE_ACCOUNT_KEY_PATH`}},
-		{name: "the SDK's own names are no surprise", file: `{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": ` + jsonQuote(keyPath) + `, "STACKIT_SERVICE_ACCOUNT_EMAIL": "x@sa.stackit.cloud"}`},
-		{name: "a misspelt key name explains the missing key", file: `{"STACKIT_SERVICE_ACOUNT_KEY_PATH": ` + jsonQuote(keyPath) + `}`,
+		{name: "the SDK's own names are no surprise", file: `{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": ` + testfs.JSONQuote(keyPath) + `, "STACKIT_SERVICE_ACCOUNT_EMAIL": "x@sa.stackit.cloud"}`},
+		{name: "a misspelt key name explains the missing key", file: `{"STACKIT_SERVICE_ACOUNT_KEY_PATH": ` + testfs.JSONQuote(keyPath) + `}`,
 			err: `has "STACKIT_SERVICE_ACOUNT_KEY_PATH", a name the STACKIT SDK does not read: did you mean STACKIT_SERVICE_ACCOUNT_KEY_PATH?; rename it to STACKIT_SERVICE_ACCOUNT_KEY_PATH`},
 	}
 	for _, tc := range cases {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -22,7 +23,7 @@ func TestWriteReplacesAndKeepsMode(t *testing.T) {
 	assert.Equal(t, "new", string(data))
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
-	assertPerm(t, 0o644, fi, "the requested mode, not the umask's")
+	testfs.AssertPerm(t, 0o644, fi, "the requested mode, not the umask's")
 
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)

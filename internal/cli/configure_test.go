@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -51,7 +52,7 @@ func TestConfigureDockerKeepsEverythingElse(t *testing.T) {
 
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
-	assertPerm(t, 0o644, fi, "mode kept")
+	testfs.AssertPerm(t, 0o644, fi, "mode kept")
 
 	cfg, err := credhelper.LoadConfig(env[credhelper.EnvConfig])
 	require.NoError(t, err)
@@ -82,7 +83,7 @@ func TestConfigureDockerFreshAndDefaults(t *testing.T) {
 	assert.JSONEq(t, `{"credHelpers":{"registry.onstackit.cloud":"stackit","extra.example.com":"stackit"}}`, string(data))
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
-	assertPerm(t, 0o600, fi)
+	testfs.AssertPerm(t, 0o600, fi)
 }
 
 func TestConfigureDockerFollowsSymlink(t *testing.T) {
@@ -90,7 +91,7 @@ func TestConfigureDockerFollowsSymlink(t *testing.T) {
 	real := filepath.Join(env["HOME"], "dotfiles-docker.json")
 	require.NoError(t, os.WriteFile(real, []byte(`{"auths":{}}`), 0o600))
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
-	symlinkOrSkip(t, real, path)
+	testfs.SymlinkOrSkip(t, real, path)
 	_, err := configure(t, env, "--registry", credhelper.DefaultRegistry)
 	require.NoError(t, err)
 	li, err := os.Lstat(path)
@@ -145,7 +146,7 @@ func TestConfigurePodmanAuthFile(t *testing.T) {
 	assert.JSONEq(t, `{"auths":{"quay.io":{"auth":"dTpw"}},"credHelpers":{"gcr.io":"gcloud","registry.onstackit.cloud":"stackit","127.0.0.1:5000":"stackit"}}`, string(data))
 	fi, err := os.Stat(authFile)
 	require.NoError(t, err)
-	assertPerm(t, 0o640, fi, "mode kept")
+	testfs.AssertPerm(t, 0o640, fi, "mode kept")
 	cfg, err := credhelper.LoadConfig(env[credhelper.EnvConfig])
 	require.NoError(t, err)
 	assert.Contains(t, cfg.Registries, "127.0.0.1:5000", "the helper now serves the extra host")
@@ -173,7 +174,7 @@ func TestConfigurePodmanLocations(t *testing.T) {
 	assert.JSONEq(t, `{"credHelpers":{"registry.onstackit.cloud":"stackit"}}`, string(data))
 	fi, err := os.Stat(filepath.Join(home, ".config", "containers", "auth.json"))
 	require.NoError(t, err)
-	assertPerm(t, 0o600, fi, "a new auth file is private")
+	testfs.AssertPerm(t, 0o600, fi, "a new auth file is private")
 
 	env["XDG_CONFIG_HOME"] = filepath.Join(home, "xdg")
 	_, err = configurePodman(t, env)
@@ -296,7 +297,7 @@ func TestConfigureRemoveTakesOutOnlyThisHelpersEntries(t *testing.T) {
 				assert.Equal(t, want, doc)
 				fi, err := os.Stat(path)
 				require.NoError(t, err)
-				assertPerm(t, 0o640, fi, "mode kept")
+				testfs.AssertPerm(t, 0o640, fi, "mode kept")
 			}
 
 			// A named host of another helper stays.

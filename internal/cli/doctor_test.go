@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 )
 
@@ -96,7 +97,7 @@ func TestDoctorExplainsSourcesPerRegistry(t *testing.T) {
 	f.env[credhelper.EnvRegistries] = "extra.example.com"
 	f.env[tokensource.EnvServiceAccountKey] = "{}"
 	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
-	require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries":{"team.example.com":{"serviceAccountKeyPath":`+jsonQuote(otherKey)+`}}}`), 0o600))
+	require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries":{"team.example.com":{"serviceAccountKeyPath":`+testfs.JSONQuote(otherKey)+`}}}`), 0o600))
 	robot := robotLogin()
 	robot.ServerURL = "extra.example.com"
 	require.NoError(t, f.helper().Add(robot))

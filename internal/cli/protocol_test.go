@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource"
 	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
@@ -114,7 +115,7 @@ func TestAllowedHostsFromEnvAndConfig(t *testing.T) {
 	f.env[credhelper.EnvRegistries] = " extra.example.com , 127.0.0.1:5000,"
 	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
 	require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries": {
-		"Team.Example.com": {"serviceAccountKeyPath": `+jsonQuote(otherKey)+`},
+		"Team.Example.com": {"serviceAccountKeyPath": `+testfs.JSONQuote(otherKey)+`},
 		"robot.example.com": {"username": "robot$proj+ci"}
 	}}`), 0o600))
 
@@ -159,10 +160,10 @@ func TestStoreEraseList(t *testing.T) {
 	loginsPath := filepath.Join(filepath.Dir(f.env[credhelper.EnvConfig]), "logins.json")
 	fi, err := os.Stat(loginsPath)
 	require.NoError(t, err)
-	assertPerm(t, 0o600, fi)
+	testfs.AssertPerm(t, 0o600, fi)
 	di, err := os.Stat(filepath.Dir(loginsPath))
 	require.NoError(t, err)
-	assertPerm(t, 0o700, di)
+	testfs.AssertPerm(t, 0o700, di)
 
 	user, secret, err := f.helper().Get("registry.onstackit.cloud")
 	require.NoError(t, err)
@@ -389,7 +390,7 @@ func TestSettingAndKeyEdgeCases(t *testing.T) {
 		f.env[tokensource.EnvPrivateKeyPath] = filepath.Join(f.dir, "default.pem")
 		require.NoError(t, os.WriteFile(f.env[tokensource.EnvPrivateKeyPath], f.acct.PrivateKeyPEM, 0o600))
 		require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
-		require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries": {"team.example.com": {"serviceAccountKeyPath": `+jsonQuote(other.WriteKeyFile(t, f.dir, true))+`}}}`), 0o600))
+		require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(`{"registries": {"team.example.com": {"serviceAccountKeyPath": `+testfs.JSONQuote(other.WriteKeyFile(t, f.dir, true))+`}}}`), 0o600))
 		user, secret, err := f.helper().Get("team.example.com")
 		require.NoError(t, err)
 		assert.Equal(t, "team-sa@sa.stackit.cloud", user)
@@ -447,10 +448,10 @@ func TestLooseLoginsFileIsTightened(t *testing.T) {
 	require.NoError(t, err)
 	fi, err := os.Stat(loginsPath)
 	require.NoError(t, err)
-	assertPerm(t, 0o600, fi)
+	testfs.AssertPerm(t, 0o600, fi)
 	di, err := os.Stat(filepath.Dir(loginsPath))
 	require.NoError(t, err)
-	assertPerm(t, 0o700, di)
+	testfs.AssertPerm(t, 0o700, di)
 }
 
 func TestConfigureFlagErrorsAreOneLine(t *testing.T) {
@@ -467,7 +468,7 @@ func TestConfigureFlagErrorsAreOneLine(t *testing.T) {
 func TestFixHintsNameTheHelperConfigWhenItWins(t *testing.T) {
 	f := newFixture(t)
 	require.NoError(t, os.MkdirAll(filepath.Dir(f.env[credhelper.EnvConfig]), 0o700))
-	require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(hostAbs(`{"registries": {"cr.example.com": {"serviceAccountKeyPath": "/nonexistent/team.json"}}}`)), 0o600))
+	require.NoError(t, os.WriteFile(f.env[credhelper.EnvConfig], []byte(testfs.HostAbs(`{"registries": {"cr.example.com": {"serviceAccountKeyPath": "/nonexistent/team.json"}}}`)), 0o600))
 	out, code := f.run(t, "cr.example.com", "get")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, "file not found; fix serviceAccountKeyPath for this registry in the helper config")

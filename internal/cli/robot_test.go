@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/credhelper"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 	"github.com/docker/docker-credential-helpers/credentials"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -167,7 +168,7 @@ func TestRobotNearExpiryWarnsAtMostOncePerDay(t *testing.T) {
 	require.Len(t, markers, 1)
 	fi, err := os.Stat(markers[0])
 	require.NoError(t, err)
-	assertPerm(t, 0o600, fi)
+	testfs.AssertPerm(t, 0o600, fi)
 	data, err := os.ReadFile(markers[0])
 	require.NoError(t, err)
 	assert.NotContains(t, string(data), robotSecret)
@@ -226,7 +227,7 @@ func TestConfigEntryKinds(t *testing.T) {
 		`{"robotAccountPath": "/etc/robots/ci.json"}`,
 	}
 	for _, entry := range ok {
-		_, err := credhelper.ParseConfig([]byte(hostAbs(`{"registries": {"x.example.com": ` + entry + `}}`)))
+		_, err := credhelper.ParseConfig([]byte(testfs.HostAbs(`{"registries": {"x.example.com": ` + entry + `}}`)))
 		assert.NoError(t, err, entry)
 	}
 	bad := map[string]string{
@@ -242,7 +243,7 @@ func TestConfigEntryKinds(t *testing.T) {
 		`{"robotAccountFile": "/r.json"}`:                                                                 `unknown field "robotAccountFile"`,
 	}
 	for entry, want := range bad {
-		_, err := credhelper.ParseConfig([]byte(hostAbs(`{"registries": {"x.example.com": ` + entry + `}}`)))
+		_, err := credhelper.ParseConfig([]byte(testfs.HostAbs(`{"registries": {"x.example.com": ` + entry + `}}`)))
 		if assert.Error(t, err, entry) {
 			assert.Contains(t, err.Error(), want, entry)
 			assert.NotContains(t, err.Error(), "\n")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/platform"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/testfs"
 )
 
 func TestPrivateLockCreatesAndLocksAPrivateFile(t *testing.T) {
@@ -43,7 +44,7 @@ func TestPrivateLockCreatesAndLocksAPrivateFile(t *testing.T) {
 func TestPrivateLockRefusesASymlinkAndLeavesItsTargetAlone(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "victim")
 	path := lockPath(t)
-	symlinkOrSkip(t, target, path)
+	testfs.SymlinkOrSkip(t, target, path)
 	p := platform.Current()
 	_, _, err := TryLock(path, Private(p))
 	require.ErrorIs(t, err, safefile.ErrNotRegular)
