@@ -356,7 +356,7 @@ func (k *keyFlow) flow(reason string, o Overrides, env Env) *Flow {
 		Source: k.KeySource, Endpoint: k.Endpoint, Reason: reason,
 		Warnings: k.Warnings, source: k,
 		Facts: []Fact{
-			{"flow", "key flow: " + reason},
+			{"flow", "key flow; workload identity federation is not used: " + reason},
 			{"credentials", "service account key from " + k.KeySource},
 			{"why", why},
 		},

@@ -43,5 +43,5 @@ func TestDoctorExplainsFederationAndRobotFiles(t *testing.T) {
 	delete(f.env, tokensource.EnvFederatedTokenFile)
 	out, _, code = f.doctor(t, "--registry", credhelper.DefaultRegistry)
 	require.Equal(t, 0, code, out)
-	assert.Contains(t, out, "flow            key flow: STACKIT_SERVICE_ACCOUNT_EMAIL is set but there is no federated token")
+	assert.Contains(t, out, "flow            key flow; workload identity federation is not used: STACKIT_SERVICE_ACCOUNT_EMAIL is set but there is no federated token")
 }
