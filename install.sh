@@ -325,4 +325,4 @@ else
 	say "skipped configuring Docker (--no-configure); later run: $target configure-docker"
 fi
 
-say "done. Next: export STACKIT_SERVICE_ACCOUNT_KEY_PATH=/path/to/service-account-key.json"
+say "done. Next: export STACKIT_SERVICE_ACCOUNT_KEY_PATH=/path/to/service-account-key.json (or activate it in the STACKIT CLI), then check with: docker-credential-stackit doctor"
