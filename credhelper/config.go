@@ -403,7 +403,7 @@ func (h *Helper) ServeRegistries(hosts []string) (path string, added bool, err e
 		return path, false, fmt.Errorf("write helper config %s: %w", path, err)
 	}
 	h.mu.Lock()
-	h.hosts = nil
+	h.hosts, h.config = nil, nil
 	h.mu.Unlock()
 	return path, true, nil
 }
@@ -422,7 +422,7 @@ func (h *Helper) ConfigState() string {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.configMissing {
+	if h.config.missing {
 		return "does not exist, so only the built-in and environment settings apply"
 	}
 	return "exists"

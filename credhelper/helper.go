@@ -45,9 +45,10 @@ type Helper struct {
 	cache        *cache.Cache
 
 	// mu guards hosts, which are read from the config once.
-	mu            sync.Mutex
-	hosts         map[string]RegistryConfig
-	configMissing bool
+	mu    sync.Mutex
+	hosts map[string]RegistryConfig
+	// config is the helper config hosts came from, read once.
+	config *Config
 }
 
 var _ credentials.Helper = (*Helper)(nil)
@@ -188,6 +189,16 @@ func (e *NoCredentialsError) HowToFix() string {
 	return fix
 }
 
+// noCredentials explains err, which says nothing is configured, with why
+// flow (which may be nil) did not use federation either.
+func noCredentials(host string, flow *tokensource.Flow, err error) *NoCredentialsError {
+	why := "not configured"
+	if flow != nil && flow.Reason != "" {
+		why = flow.Reason
+	}
+	return &NoCredentialsError{Host: host, Why: why, Err: err}
+}
+
 // Unwrap makes the error both the Docker not-found and the cause.
 func (e *NoCredentialsError) Unwrap() []error { return []error{errNotFound, e.Err} }
 
@@ -285,7 +296,7 @@ func (h *Helper) allowed() (map[string]RegistryConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.hosts, h.configMissing = hosts, cfg.missing
+	h.hosts, h.config = hosts, cfg
 	return hosts, nil
 }
 
@@ -351,11 +362,7 @@ func (h *Helper) Credential(ctx context.Context, serverURL string) (*Credential,
 		h.debugf("get %s: chose %s: %s", host, flow.Kind, flow.Reason)
 	}
 	if tokensource.IsNoCredentials(err) {
-		why := "not configured"
-		if flow != nil && flow.Reason != "" {
-			why = flow.Reason
-		}
-		return nil, fmt.Errorf("%s: %w", host, &NoCredentialsError{Host: host, Why: why, Err: err})
+		return nil, fmt.Errorf("%s: %w", host, noCredentials(host, flow, err))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", host, err)

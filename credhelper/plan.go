@@ -2,10 +2,11 @@ package credhelper
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 
 	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/atomicfile"
@@ -125,18 +126,16 @@ func (h *Helper) plan(host string, entry RegistryConfig) *Plan {
 		p.Err = err
 		return p
 	}
-	if !found {
-		if err := h.publicRefusal(host, entry); err != nil {
-			p.Err = err
-			return p
-		}
-	}
 	if found {
 		p.Kind, p.Username, p.Source = LoginStored, login.Username, "docker login, in "+logins.path
 		p.Facts = []Fact{
 			{Label: "credentials", Value: fmt.Sprintf("static login %s, stored by docker login in %s", login.Username, logins.path)},
 			{Label: "why", Value: fmt.Sprintf("a stored login for this host comes before the service account; docker logout %s removes it", host)},
 		}
+		return p
+	}
+	if err := h.publicRefusal(host, entry); err != nil {
+		p.Err = err
 		return p
 	}
 	flow, err := h.discover(entry)
@@ -153,11 +152,7 @@ func (h *Helper) plan(host string, entry RegistryConfig) *Plan {
 	}
 	if err != nil {
 		if tokensource.IsNoCredentials(err) {
-			why := "not configured"
-			if flow != nil && flow.Reason != "" {
-				why = flow.Reason
-			}
-			err = &NoCredentialsError{Host: host, Why: why, Err: err}
+			err = noCredentials(host, flow, err)
 		}
 		p.Err = err
 		return p
@@ -169,23 +164,27 @@ func (h *Helper) plan(host string, entry RegistryConfig) *Plan {
 		}
 	}
 	if flow.CacheKey != "" {
-		p.Cached, p.CacheDisabled = h.cachedToken(flow.CacheKey)
-		p.CacheProblem = h.cache.Problem()
+		p.Cached, p.CacheDisabled, p.CacheProblem = h.cachedToken(flow.CacheKey)
 	}
 	return p
 }
 
-func (h *Helper) cachedToken(key string) (*CachedToken, bool) {
+// cachedToken describes the cached token for key, or why there is none
+// to look at: no cache at all, or a cache directory that is not trusted.
+func (h *Helper) cachedToken(key string) (*CachedToken, bool, error) {
 	if h.cache.Dir == "" {
-		return nil, true
+		return nil, true, nil
+	}
+	if err := h.cache.Problem(); err != nil {
+		return nil, false, err
 	}
 	e := h.cache.Peek(key)
 	if e == nil {
-		return nil, false
+		return nil, false, nil
 	}
 	tok := &tokensource.Token{AccessToken: e.AccessToken, IssuedAt: e.IssuedAt, Expiry: e.Expiry}
 	now := h.now()
-	return &CachedToken{IssuedAt: e.IssuedAt, Expiry: e.Expiry, Reusable: tok.Reusable(now), Expired: tok.Expired(now), ReuseMargin: tok.ReuseMargin()}, false
+	return &CachedToken{IssuedAt: e.IssuedAt, Expiry: e.Expiry, Reusable: tok.Reusable(now), Expired: tok.Expired(now), ReuseMargin: tok.ReuseMargin()}, false, nil
 }
 
 // hostOrigin says why a host is served.
@@ -200,8 +199,8 @@ func (h *Helper) hostOrigin(host string, entry RegistryConfig) string {
 			break
 		}
 	}
-	cfg, err := loadConfig(h.settings.Config.Path, h.platform.System())
-	if err == nil {
+	// Plans come from allowed(), which read the config once.
+	if cfg := h.config; cfg != nil {
 		if _, ok := cfg.Registries[host]; ok {
 			s := "the helper config"
 			if entry != (RegistryConfig{}) {
@@ -221,13 +220,14 @@ const warnEvery = 24 * time.Hour
 // warns every time: a repeated warning beats a missed one or a failed get.
 func (h *Helper) warnOncePerDay(key, message string) {
 	dir := h.cache.Dir
-	if dir == "" {
+	if dir == "" || h.cache.Problem() != nil {
+		// No place of our own to remember it in (the cache says why).
 		h.warnf("%s", message)
 		return
 	}
 	now := h.now()
 	path := filepath.Join(dir, "warned-"+cache.FileName(key))
-	if data, err := os.ReadFile(path); err == nil {
+	if data, _, err := safefile.ReadFileNoFollow(path, h.platform.System()); err == nil {
 		last, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
 		// A marker from the future (clock moved back) does not silence us.
 		if perr == nil && !now.Before(last) && now.Sub(last) < warnEvery {

@@ -10,11 +10,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/docker/docker-credential-helpers/credentials"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/docker-credential-stackit/docker-credential-stackit/cache"
 	"github.com/docker-credential-stackit/docker-credential-stackit/internal/safefile"
 )
 
@@ -162,4 +164,26 @@ func TestStoredLoginsOwnedBySomeoneElseAreRefused(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "is owned by uid 4242")
 	assert.True(t, strings.Contains(err.Error(), "chown "), err.Error())
+}
+
+// A FIFO planted where a once-a-day marker goes neither hangs the warning
+// nor is followed: the marker is read without blocking or following links.
+func TestWarningMarkerThatIsAFIFODoesNotHang(t *testing.T) {
+	if !CurrentPlatform().System().UnixPermissions() {
+		t.Skip("FIFOs are a Unix thing")
+	}
+	dir := t.TempDir()
+	var out bytes.Buffer
+	h, err := New(WithEnv(func(string) string { return "" }), WithCacheDir(dir), WithWarnings(&out),
+		WithConfigPath(filepath.Join(dir, "config.json")))
+	require.NoError(t, err)
+	require.NoError(t, syscall.Mkfifo(filepath.Join(dir, "warned-"+cache.FileName("k")), 0o600))
+	done := make(chan struct{})
+	go func() { h.warnOncePerDay("k", "the key file is readable by others"); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the warning hung on a FIFO where its marker goes")
+	}
+	assert.Contains(t, out.String(), "the key file is readable by others", "shown, since no marker could be read")
 }

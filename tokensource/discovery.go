@@ -194,14 +194,6 @@ func UserHomeDir(env Env, goos string) string {
 	return env("HOME")
 }
 
-// ParseCredentialsFile decodes the SDK's credentials file: a flat JSON
-// object whose keys are the SDK's environment variable names. Values of
-// keys we do not use may have any type.
-func ParseCredentialsFile(data []byte) (map[string]string, error) {
-	f, err := parseCredentialsFile(data)
-	return f.values, err
-}
-
 // credentialsFile is what the credentials file holds for us.
 type credentialsFile struct {
 	values map[string]string
@@ -218,6 +210,9 @@ type credentialsFile struct {
 // Credentials struct); the last two we deliberately do not use.
 var credentialsFileNames = []string{EnvServiceAccountKeyPath, EnvServiceAccountKey, EnvPrivateKeyPath, EnvPrivateKey, EnvServiceAccountEmail, EnvServiceAccountToken}
 
+// parseCredentialsFile decodes the SDK's credentials file: a flat JSON
+// object whose keys are the SDK's environment variable names. Values of
+// keys we do not use may have any type.
 func parseCredentialsFile(data []byte) (credentialsFile, error) {
 	var f credentialsFile
 	var raw map[string]json.RawMessage

@@ -45,7 +45,8 @@ func FuzzParseCredentialsFile(f *testing.F) {
 	f.Add([]byte(`{"STACKIT_PRIVATE_KEY":7}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		values, err := ParseCredentialsFile(data)
+		parsed, err := parseCredentialsFile(data)
+		values := parsed.values
 		if err != nil {
 			if strings.ContainsAny(err.Error(), "\n\r") {
 				t.Fatalf("multi-line error: %q", err)
