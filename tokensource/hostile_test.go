@@ -9,7 +9,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,24 +49,6 @@ func (h *hostileEndpoint) sent() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.assertions...)
-}
-
-// requireNoAssertion fails if out shows any of the assertions whole or any
-// 40 characters of their signatures, also once white space is taken out and escapes are decoded.
-func requireNoAssertion(t *testing.T, what, out string, assertions []string) {
-	t.Helper()
-	require.NotEmpty(t, assertions, "the endpoint captured no assertion to look for")
-	for _, view := range []string{out, strings.Join(strings.Fields(out), ""), unescaped(out)} {
-		for _, a := range assertions {
-			require.NotContains(t, view, a, "%s shows the whole assertion", what)
-			sig := a[strings.LastIndexByte(a, '.')+1:]
-			for i := 0; i+40 <= len(sig); i++ {
-				if strings.Contains(view, sig[i:i+40]) {
-					t.Fatalf("%s shows 40 characters of the assertion's signature (at %d):\n%s", what, i, out)
-				}
-			}
-		}
-	}
 }
 
 // hostileFlow is a key flow against h, retried with a policy that never
@@ -217,8 +198,8 @@ func TestHostileTokenEndpointNeverGetsTheAssertionIntoAnError(t *testing.T) {
 				assert.Contains(t, msg, w)
 			}
 			assert.NotContains(t, msg, "\n")
-			requireNoAssertion(t, "the error", msg, h.sent())
-			requireNoAssertion(t, "the debug log", debug.String(), h.sent())
+			tokensourcetest.RequireNoAssertion(t, "the error", msg, h.sent())
+			tokensourcetest.RequireNoAssertion(t, "the debug log", debug.String(), h.sent())
 			assert.Equal(t, tc.requests, h.Requests(), "requests to the token endpoint")
 			assert.Len(t, h.sent(), tc.requests, "fresh assertions sent")
 		})
@@ -406,30 +387,4 @@ func TestGitHubRunnerCannotGetItsRequestTokenIntoAnError(t *testing.T) {
 			assert.NotContains(t, err.Error(), "?t=")
 		})
 	}
-}
-
-// unescaped decodes %XX and \uXXXX escapes and drops white space, so that
-// an echo the server encoded is found too.
-func unescaped(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '%' && i+2 < len(s):
-			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 2
-				continue
-			}
-		case s[i] == '\\' && i+5 < len(s) && s[i+1] == 'u':
-			if v, err := strconv.ParseUint(s[i+2:i+6], 16, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 5
-				continue
-			}
-		case s[i] <= ' ':
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

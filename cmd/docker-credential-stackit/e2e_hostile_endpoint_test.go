@@ -7,11 +7,12 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/docker-credential-stackit/docker-credential-stackit/tokensource/tokensourcetest"
 )
 
 // hostileAnswers answers every token request with mode and remembers each
@@ -36,28 +37,6 @@ func (h *hostileAnswers) sent() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.assertions...)
-}
-
-// requireNoAssertionIn fails if out shows an assertion whole or any 40
-// characters of its signature, also once white space is taken out and escapes are decoded.
-func requireNoAssertionIn(t *testing.T, what, out string, assertions []string) {
-	t.Helper()
-	if len(assertions) == 0 {
-		t.Fatal("the endpoint captured no assertion to look for")
-	}
-	for _, view := range []string{out, strings.Join(strings.Fields(out), ""), unescaped(out)} {
-		for _, a := range assertions {
-			if strings.Contains(view, a) {
-				t.Fatalf("%s shows the whole assertion:\n%s", what, out)
-			}
-			sig := a[strings.LastIndexByte(a, '.')+1:]
-			for i := 0; i+40 <= len(sig); i++ {
-				if strings.Contains(view, sig[i:i+40]) {
-					t.Fatalf("%s shows 40 characters of the assertion's signature (at %d):\n%s", what, i, out)
-				}
-			}
-		}
-	}
 }
 
 func hostileStatus(status int, body func(assertion string) string) func(http.ResponseWriter, *http.Request, string) {
@@ -128,8 +107,8 @@ func TestHostileTokenEndpointCannotLeakTheAssertion(t *testing.T) {
 			log := watchEndpoint(e, answer, answer, answer, answer, answer)
 			r := e.getErr(defaultRegistry)
 			requireContains(t, "the error", r.stdout, tc.want...)
-			requireNoAssertionIn(t, "stdout", r.stdout, h.sent())
-			requireNoAssertionIn(t, "stderr (debug log)", r.stderr, h.sent())
+			tokensourcetest.RequireNoAssertion(t, "stdout", r.stdout, h.sent())
+			tokensourcetest.RequireNoAssertion(t, "stderr (debug log)", r.stderr, h.sent())
 			if n := len(log.requests()); n != 1 {
 				t.Errorf("token endpoint saw %d requests, want 1: a malformed or rejected answer is not retried", n)
 			}
@@ -150,8 +129,8 @@ func TestHostileTokenEndpointCannotLeakTheAssertion(t *testing.T) {
 		log := watchEndpoint(e, script...)
 		r := e.getErr(defaultRegistry)
 		requireContains(t, "the error", r.stdout, "answered HTTP 503: down; got [redacted]")
-		requireNoAssertionIn(t, "stdout", r.stdout, h.sent())
-		requireNoAssertionIn(t, "stderr (debug log)", r.stderr, h.sent())
+		tokensourcetest.RequireNoAssertion(t, "stdout", r.stdout, h.sent())
+		tokensourcetest.RequireNoAssertion(t, "stderr (debug log)", r.stderr, h.sent())
 		requireContains(t, "the debug log", r.stderr, "token request attempt 1 failed (HTTP 503); retrying in ")
 		if n := len(log.requests()); n < 2 {
 			t.Errorf("token endpoint saw %d requests; a 503 is retried", n)
@@ -207,30 +186,4 @@ func TestBareHostTokenURLSaysTheFullEndpointIsNeeded(t *testing.T) {
 	if n := e.srv.Requests(); n != 1 {
 		t.Errorf("token endpoint saw %d requests, want 1", n)
 	}
-}
-
-// unescaped decodes %XX and \uXXXX escapes and drops white space, so that
-// an echo the server encoded is found too.
-func unescaped(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '%' && i+2 < len(s):
-			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 2
-				continue
-			}
-		case s[i] == '\\' && i+5 < len(s) && s[i+1] == 'u':
-			if v, err := strconv.ParseUint(s[i+2:i+6], 16, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 5
-				continue
-			}
-		case s[i] <= ' ':
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
